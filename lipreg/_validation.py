@@ -1,0 +1,57 @@
+"""Argument checks shared by norms, samplers and penalties.
+
+Every check raises before any state changes, with a message that names the argument and
+says how to fix it.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+from torch import Tensor
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def check_batch(x: object, name: str) -> Tensor:
+    """Return ``x`` if it is a floating batch-first tensor ``[B, ...]`` with ``B >= 1``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape [B, ...], got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating-point tensor, got dtype {x.dtype}; convert it with "
+            f"{name}.float() (images are usually scaled to [-1, 1])"
+        )
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(
+            f"{name} must be batch-first with at least one sample, shape [B, ...] with B >= 1; "
+            f"got shape {list(x.shape)} (add a batch dimension with {name}.unsqueeze(0))"
+        )
+    return x
+
+
+def upcast(x: Tensor) -> Tensor:
+    """float16/bfloat16 -> float32: norms of gradients under-/overflow in half precision."""
+    return x.float() if x.dtype in _LOW_PRECISION else x
+
+
+def check_real(
+    value: object,
+    name: str,
+    low: float,
+    high: float,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> float:
+    """Return ``value`` as a float if it lies in the interval from ``low`` to ``high`` (each end
+    closed unless ``open_*``); NaN, booleans and non-numbers are rejected."""
+    interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number in {interval}, got {value!r}")
+    v = float(value)
+    if math.isnan(v) or v < low or v > high or (v == low and open_low) or (v == high and open_high):
+        raise ValueError(f"{name} must be in {interval}, got {name}={value!r}")
+    return v

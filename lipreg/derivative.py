@@ -1,0 +1,239 @@
+"""The critic's input gradient ``g = grad_x D(x)``, kept differentiable in its parameters.
+
+``||dD(x)||_{B*}`` is the dual norm of ``h -> <g, h>``, so a Banach gradient penalty only
+needs the ordinary Euclidean gradient ``g``; the norm does the rest. The gradient is
+computed with ``torch.func`` (``vjp``, and ``vmap`` over cotangents for per-sample
+derivatives) and stays attached to the critic's parameters, so ``penalty.backward()``
+performs the double backward that gradient penalties need.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Literal, TypeAlias, cast
+
+import einops
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from lipreg._validation import upcast
+
+Engine: TypeAlias = Literal["func", "autograd"]
+Critic: TypeAlias = Callable[..., Tensor]
+
+_DETACHED = (
+    "the critic's output does not depend on its input, so its derivative is identically zero: "
+    "the critic detaches it somewhere (.detach(), .item(), NumPy, torch.no_grad() inside the "
+    "critic); compute the score from the input with differentiable torch operations"
+)
+
+
+def _modules_of(critic: object) -> list[nn.Module]:
+    """The modules behind a critic given as a module, a bound method or a functools.partial."""
+    if isinstance(critic, nn.Module):
+        return [critic]
+    if isinstance(critic, functools.partial):
+        return _modules_of(critic.func)
+    owner = getattr(critic, "__self__", None)
+    return [owner] if isinstance(owner, nn.Module) else []
+
+
+@contextmanager
+def running_stats_frozen(critic: object) -> Iterator[None]:
+    """Batch-norm layers of ``critic`` in training mode normalise with the batch's statistics
+    (as in training) but leave their running statistics alone.
+
+    ``torch.func`` transforms reject the in-place running-statistics update, and the
+    points at which a penalty is evaluated (interpolates) should not leak into the
+    statistics used at evaluation time anyway. Flags are restored on exit.
+    """
+    layers = [
+        m
+        for root in _modules_of(critic)
+        for m in root.modules()
+        if isinstance(m, _BatchNorm) and m.training and m.track_running_stats
+    ]
+    for m in layers:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.track_running_stats = True
+
+
+def _scores(out: object, batch: int) -> Tensor:
+    """The critic's output as ``[B]``; it must be ``[B]`` or ``[B, 1]``."""
+    if not isinstance(out, Tensor):
+        raise TypeError(
+            "the critic must return a tensor of scores, shape [B] or [B, 1], "
+            f"got {type(out).__name__}"
+        )
+    if out.shape == (batch, 1):
+        return out.squeeze(1)
+    if out.shape != (batch,):
+        raise ValueError(
+            f"the critic must return one score per sample, shape [B] or [B, 1] with B={batch}, "
+            f"got shape {list(out.shape)}; reduce its output to one value per sample"
+        )
+    return out
+
+
+def _cotangent_scale(
+    grad_scaler: torch.amp.GradScaler | None, device: torch.device
+) -> Tensor | None:
+    """The scaler's current scale as a tensor (no host synchronisation), or None if inactive."""
+    if grad_scaler is None or not grad_scaler.is_enabled():
+        return None
+    return grad_scaler.scale(torch.ones((), device=device))
+
+
+def _translate(error: RuntimeError) -> RuntimeError:
+    """A torch.func limitation, restated with what to do about it."""
+    text = str(error)
+    if "mutate a captured Tensor" in text:
+        return RuntimeError(
+            "torch.func cannot differentiate this critic: its forward updates a tensor in place "
+            "(a buffer such as running statistics). Batch-norm layers are handled when the critic "
+            "is passed as an nn.Module (or a bound method / functools.partial of one; give extra "
+            "inputs as keyword arguments); for other layers use engine='autograd'"
+        )
+    if "setup_context" in text:
+        return RuntimeError(
+            "torch.func cannot differentiate this critic: it uses a torch.autograd.Function "
+            "without a setup_context staticmethod (an old-style custom op, e.g. StyleGAN's "
+            "conv2d_gradfix on CUDA); use engine='autograd'"
+        )
+    return error
+
+
+def _func_gradient(
+    f: Callable[[Tensor], Tensor],
+    x: Tensor,
+    scale: Tensor | None,
+    per_sample: bool,
+    chunk_size: int | None,
+) -> Tensor:
+    def checked(z: Tensor) -> Tensor:
+        out = f(z)
+        # Inside the transform requires_grad reports dependence on z alone, not on parameters.
+        if not out.requires_grad:
+            raise ValueError(_DETACHED)
+        return out
+
+    try:
+        out, vjp_fn = cast(
+            tuple[Tensor, Callable[[Tensor], tuple[Tensor]]], torch.func.vjp(checked, x)
+        )
+        cotangent = (
+            torch.ones_like(out) if scale is None else scale.to(out.dtype) * torch.ones_like(out)
+        )
+        if not per_sample:
+            (g,) = vjp_fn(cotangent)
+            return g
+        # Row i of the batch Jacobian is the vjp with the i-th one-hot cotangent; its i-th
+        # sample is the derivative of D(x)_i in x_i with the rest of the batch held fixed.
+        (rows,) = torch.func.vmap(vjp_fn, chunk_size=chunk_size)(torch.diag_embed(cotangent))
+        return einops.rearrange(torch.diagonal(rows, dim1=0, dim2=1), "... b -> b ...")
+    except RuntimeError as e:
+        translated = _translate(e)
+        if translated is e:
+            raise
+        raise translated from e
+
+
+def _autograd_gradient(
+    f: Callable[[Tensor], Tensor], x: Tensor, scale: Tensor | None, per_sample: bool
+) -> Tensor:
+    create_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        leaf = x.requires_grad_(True)
+        out = f(leaf)
+        if not out.requires_grad:
+            raise ValueError(_DETACHED)
+        cotangent = (
+            torch.ones_like(out) if scale is None else scale.to(out.dtype) * torch.ones_like(out)
+        )
+        if not per_sample:
+            (g,) = torch.autograd.grad(
+                out, leaf, cotangent, create_graph=create_graph, allow_unused=True
+            )
+            if g is None:
+                raise ValueError(_DETACHED)
+            return g
+        rows = []
+        for i in range(out.shape[0]):
+            (row,) = torch.autograd.grad(
+                out[i],
+                leaf,
+                cotangent[i],
+                retain_graph=True,
+                create_graph=create_graph,
+                allow_unused=True,
+            )
+            if row is None:
+                raise ValueError(_DETACHED)
+            rows.append(row[i])
+        return torch.stack(rows)
+
+
+def input_gradient(
+    critic: Critic,
+    x: Tensor,
+    *,
+    critic_kwargs: Mapping[str, Any] | None = None,
+    per_sample: bool = False,
+    engine: Engine = "func",
+    grad_scaler: torch.amp.GradScaler | None = None,
+    chunk_size: int | None = None,
+) -> Tensor:
+    """The Euclidean input gradient of a critic, differentiable in the critic's parameters.
+
+    Default (batched): ``g = d/dx sum_i D(x)_i``, one vjp of the summed output, shape
+    ``[B, ...]`` like ``x``. Its ``i``-th sample equals ``dD(x)_i / dx_i`` when samples do not
+    interact inside the critic, which holds for any critic without batch-coupling layers.
+
+    ``per_sample=True``: ``g_i = dD(x)_i / dx_i`` with the rest of the batch held fixed, the
+    diagonal blocks of the batch Jacobian, computed as a vmap of the vjp over the ``B``
+    one-hot cotangents. This is the derivative that Lemma 1 refers to for critics that
+    couple samples (batch-norm statistics in training mode, StyleGAN's minibatch-stddev
+    layer). It costs about ``B`` backward passes (compute and memory, including in the
+    double backward); ``chunk_size`` cotangents at a time bound the peak of the first pass.
+
+    Batch-norm layers of a critic in training mode use batch statistics but do not update
+    their running statistics during this evaluation (see :func:`running_stats_frozen`).
+
+    Args:
+        critic: callable ``critic(x, **critic_kwargs)`` returning scores ``[B]`` or ``[B, 1]``.
+        x: points ``[B, ...]``; treated as a constant (detached from any graph).
+        critic_kwargs: extra keyword arguments of the critic (e.g. class labels).
+        per_sample: diagonal-block derivatives instead of the batched vjp.
+        engine: ``"func"`` (``torch.func``) or ``"autograd"`` (``torch.autograd.grad``) for
+            critics that ``torch.func`` cannot transform (old-style ``autograd.Function``
+            custom ops, layers mutating buffers in forward). Same values.
+        grad_scaler: a ``torch.amp.GradScaler``; when enabled the gradient is taken of the
+            scaled output (so float16 backward passes do not underflow) and divided by the
+            scale in float32, PyTorch's documented recipe for gradient penalties.
+        chunk_size: with ``per_sample``, how many one-hot cotangents one vmap chunk holds.
+
+    Returns:
+        ``g`` with the shape of ``x``, in ``x``'s dtype (float32 at least when unscaled).
+    """
+    kwargs = dict(critic_kwargs or {})
+    batch = x.shape[0]
+
+    def f(z: Tensor) -> Tensor:
+        return _scores(critic(z, **kwargs), batch)
+
+    scale = _cotangent_scale(grad_scaler, x.device)
+    with running_stats_frozen(critic):
+        if engine == "func":
+            g = _func_gradient(f, x.detach(), scale, per_sample, chunk_size)
+        elif engine == "autograd":
+            g = _autograd_gradient(f, x.detach(), scale, per_sample)
+        else:
+            raise ValueError(f"engine must be 'func' or 'autograd', got {engine!r}")
+    return g if scale is None else upcast(g) / scale

@@ -1,0 +1,280 @@
+"""BanachGP: the gradient penalty of Banach Wasserstein GAN in any normed space."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from typing_extensions import Self
+
+from lipreg._validation import check_batch
+from lipreg.calibration import Calibration, Setting
+from lipreg.derivative import Critic, Engine, input_gradient
+from lipreg.norms import Norm, parse_norm
+from lipreg.sampling import Sampler, resolve_sampler
+
+
+@dataclass(frozen=True)
+class PenaltyStats:
+    """Detached statistics of one penalty call, as 0-dim tensors (no host synchronisation
+    until read; :meth:`as_dict` reads them all)."""
+
+    penalty: Tensor  #: the returned value
+    dual_norm_mean: Tensor  #: mean of ||dD(x_hat)||_{B*} over the evaluation points
+    dual_norm_max: Tensor  #: its maximum
+    frac_above_gamma: Tensor  #: share of evaluation points with ||dD(x_hat)||_{B*} > gamma
+    lam: Tensor
+    gamma: Tensor
+
+    def as_dict(self) -> dict[str, float]:
+        """All statistics as Python floats, e.g. for a logger."""
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+
+class BanachGP(nn.Module):
+    """Gradient penalty of Banach Wasserstein GAN (Adler & Lunz, NeurIPS 2018).
+
+    The paper's critic loss (eq. 9) for a Banach space ``B`` is
+
+        L = (1/gamma) (E D(fake) - E D(real)) + lam E[(||dD(x_hat)||_{B*} / gamma - 1)^2],
+
+    ``D`` being gamma-Lipschitz in ``B`` iff ``||dD(x)||_{B*} <= gamma`` everywhere (Lemma 1).
+    A call returns the scalar
+
+        penalty = lam * gamma * E[(||dD(x_hat)||_{B*} / gamma - 1)^2],
+
+    so that ``d_fake.mean() - d_real.mean() + penalty(critic, real, fake)`` equals
+    ``gamma * L``: the same minimisers and a loss scale independent of the norm. With
+    ``L2()``, ``lam=10`` and ``gamma=1`` this is WGAN-GP exactly,
+    ``10 E[(||grad D(x_hat)||_2 - 1)^2]``. With ``one_sided=True`` the square is of
+    ``max(0, ||dD(x_hat)||_{B*} / gamma - 1)`` (WGAN-LP, Petzka et al. 2018).
+
+    ``x_hat`` comes from ``sampling``: ``"interpolate"`` (``eps real + (1 - eps) fake``,
+    ``eps ~ U[0, 1]`` per sample), ``"real"``, ``"fake"`` or any callable
+    ``(real, fake) -> x_hat``. ``real`` and ``fake`` are detached first: the penalty trains
+    the critic's parameters only. The input gradient comes from
+    :func:`lipreg.input_gradient` (``torch.func``), differentiable in the critic's
+    parameters; its dual norm is computed in float32 with autocast off.
+
+    ``lam="auto"`` / ``gamma="auto"`` follow the paper: ``lam = E||X||_B`` and
+    ``gamma = E||X||_{B*}`` over real data, as running means over the real batches of
+    training-mode calls (see :class:`lipreg.Calibration`), or computed up front with
+    :meth:`calibrate`. They are averaged across processes under ``torch.distributed`` and
+    saved in ``state_dict``. The module follows the device of its inputs.
+
+    A call that raises changes nothing: running estimates and :attr:`stats` are only
+    updated once the penalty has been computed and checked.
+
+    Args:
+        norm: the norm of ``B``: a :class:`lipreg.Norm` or a text spec (``"l2"``,
+            ``"lp:p=10"``, ``"sobolev:s=-1.5"``; see :func:`lipreg.parse_norm`).
+        lam: ``"auto"`` or a fixed ``lam >= 0``.
+        gamma: ``"auto"`` or a fixed ``gamma > 0``.
+        sampling: where the derivative is penalised (see above).
+        one_sided: penalise only dual norms above gamma.
+        per_sample: derivative of the i-th output in the i-th input with the rest of the
+            batch fixed, for critics that couple samples (batch statistics, minibatch
+            stddev); about ``B`` times the cost. Default: one batched vjp, exact for critics
+            whose samples do not interact.
+        engine: ``"func"`` (``torch.func``) or ``"autograd"``, for critics ``torch.func``
+            cannot transform (see :func:`lipreg.input_gradient`).
+        chunk_size: one-hot cotangents per vmap chunk with ``per_sample`` (bounds memory).
+        grad_scaler: a ``torch.amp.GradScaler`` used for this critic's loss under float16
+            autocast: the input gradient is then taken of the scaled output and unscaled
+            before the norm, and non-finite values are left to the scaler to skip.
+        check_finite: raise if a dual norm or an estimate is NaN or inf (one host
+            synchronisation per call; skipped when a GradScaler is active).
+
+    Shapes:
+        ``critic(x, **critic_kwargs)``: ``[B, ...] -> [B]`` or ``[B, 1]``;
+        ``real``, ``fake``: ``[B, ...]`` with the same per-sample shape, dtype and device;
+        returns a 0-dim tensor.
+    """
+
+    def __init__(
+        self,
+        norm: Norm | str = "l2",
+        lam: Setting = 10.0,
+        gamma: Setting = 1.0,
+        sampling: str | Sampler = "interpolate",
+        one_sided: bool = False,
+        per_sample: bool = False,
+        engine: Engine = "func",
+        chunk_size: int | None = None,
+        grad_scaler: torch.amp.GradScaler | None = None,
+        check_finite: bool = True,
+    ) -> None:
+        super().__init__()
+        self.norm = parse_norm(norm)
+        self.calibration = Calibration(lam, gamma)
+        self.sampling = sampling
+        self.sampler = resolve_sampler(sampling)
+        if engine not in ("func", "autograd"):
+            raise ValueError(f"engine must be 'func' or 'autograd', got {engine!r}")
+        if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 1):
+            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+        self.one_sided = bool(one_sided)
+        self.per_sample = bool(per_sample)
+        self.engine: Engine = engine
+        self.chunk_size = chunk_size
+        self.grad_scaler = grad_scaler
+        self.check_finite = bool(check_finite)
+        self.stats: PenaltyStats | None = None
+
+    def _current(self, index: int, name: str) -> float:
+        setting = (self.calibration.lam_setting, self.calibration.gamma_setting)[index]
+        if setting != "auto":
+            return setting
+        if int(self.calibration.count) == 0:
+            raise RuntimeError(
+                f"{name}='auto' has no estimate yet: call the penalty on a training batch "
+                "or run penalty.calibrate(batches) first"
+            )
+        return float(self.calibration.means[index])
+
+    @property
+    def lam(self) -> float:
+        """The current lam: the fixed value or the running estimate ``E||X||_B``."""
+        return self._current(0, "lam")
+
+    @property
+    def gamma(self) -> float:
+        """The current gamma: the fixed value or the running estimate ``E||X||_{B*}``."""
+        return self._current(1, "gamma")
+
+    def calibrate(
+        self, batches: Iterable[Any], *, max_batches: int | None = None, freeze: bool = True
+    ) -> Self:
+        """Estimate ``lam = E||X||_B`` / ``gamma = E||X||_{B*}`` (those set to ``"auto"``) from
+        real ``batches`` up front: tensors ``[B, ...]`` or tuples whose first element is one,
+        as a ``DataLoader`` yields. With ``freeze`` the estimates then stay fixed during
+        training. Averaged across processes under ``torch.distributed``. Returns ``self``.
+        """
+        self.calibration.calibrate(batches, self.norm, max_batches=max_batches, freeze=freeze)
+        return self
+
+    def _check_inputs(self, critic: object, real: Tensor, fake: Tensor | None) -> None:
+        if not callable(critic):
+            raise TypeError(
+                f"critic must be callable (an nn.Module or function), got {type(critic).__name__}; "
+                "call penalty(critic, real, fake)"
+            )
+        check_batch(real, "real")
+        self.norm.check(real, "real")
+        if fake is None:
+            return
+        check_batch(fake, "fake")
+        for what, a, b in (
+            ("shape", real.shape[1:], fake.shape[1:]),
+            ("dtype", real.dtype, fake.dtype),
+            ("device", real.device, fake.device),
+        ):
+            if a != b:
+                raise ValueError(
+                    f"real and fake must have the same per-sample shape, dtype and device; {what} "
+                    f"differs: real {a} vs fake {b} (move or cast fake to match real)"
+                )
+
+    def forward(
+        self, critic: Critic, real: Tensor, fake: Tensor | None = None, **critic_kwargs: Any
+    ) -> Tensor:
+        """The penalty ``lam * gamma * E[(||dD(x_hat)||_{B*} / gamma - 1)^2]``, a 0-dim tensor.
+
+        Args:
+            critic: ``critic(x, **critic_kwargs)`` giving scores ``[B]`` or ``[B, 1]``.
+            real: real batch ``[B, ...]``; also the data of the ``"auto"`` estimates.
+            fake: generated batch ``[B, ...]`` (needed by ``"interpolate"`` and ``"fake"``).
+            critic_kwargs: passed to the critic unchanged (e.g. class labels).
+        """
+        self._check_inputs(critic, real, fake)
+        x_hat = self.sampler(real.detach(), None if fake is None else fake.detach())
+        check_batch(x_hat, "the sampler's output")
+        if x_hat.shape[1:] != real.shape[1:] or x_hat.device != real.device:
+            raise ValueError(
+                f"the sampler must return points shaped like real's samples {list(real.shape[1:])} "
+                f"on {real.device}, got shape {list(x_hat.shape)} on {x_hat.device}"
+            )
+        if self.calibration.means.device != real.device:
+            self.to(real.device)
+        with torch.autocast(real.device.type, enabled=False):
+            estimate = self.calibration.estimate(real, self.norm)
+        g = input_gradient(
+            critic,
+            x_hat,
+            critic_kwargs=critic_kwargs,
+            per_sample=self.per_sample,
+            engine=self.engine,
+            grad_scaler=self.grad_scaler,
+            chunk_size=self.chunk_size,
+        )
+        with torch.autocast(real.device.type, enabled=False):
+            dual = self.norm.dual(g)
+            lam, gamma = estimate.lam, estimate.gamma
+            excess = dual / gamma - 1
+            if self.one_sided:
+                excess = excess.clamp_min(0)
+            penalty = lam * gamma * excess.square().mean()
+        scaler_active = self.grad_scaler is not None and self.grad_scaler.is_enabled()
+        if self.check_finite and not scaler_active:
+            self._raise_if_not_finite(dual, estimate.means)
+        self.calibration.commit(estimate)
+        with torch.no_grad():
+            self.stats = PenaltyStats(
+                penalty=penalty.detach(),
+                dual_norm_mean=dual.detach().mean(),
+                dual_norm_max=dual.detach().max(),
+                frac_above_gamma=(dual.detach() > gamma).float().mean(),
+                lam=torch.as_tensor(lam, dtype=dual.dtype, device=dual.device).detach(),
+                gamma=torch.as_tensor(gamma, dtype=dual.dtype, device=dual.device).detach(),
+            )
+        return penalty
+
+    def _raise_if_not_finite(self, dual: Tensor, means: Tensor) -> None:
+        finite = torch.isfinite(dual)
+        if not bool(finite.all() & torch.isfinite(means).all()):
+            bad = int((~finite).sum())
+            raise ValueError(
+                f"non-finite values in the penalty: {bad} of {dual.numel()} dual gradient norms "
+                f"are NaN or inf, estimates (||X||_B, ||X||_B*) = {means.tolist()}. The critic or "
+                "the data diverged or contain NaN/inf: lower the learning rate, check the inputs, "
+                "and under float16 autocast pass grad_scaler=your GradScaler"
+            )
+
+    def get_extra_state(self) -> dict[str, str]:
+        return {"norm": self.norm.spec}
+
+    def set_extra_state(self, state: Any) -> None:
+        """Checked in :meth:`_load_from_state_dict` before anything is loaded."""
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # Estimates of E||X||_B are meaningless under another norm: refuse before loading.
+        saved = state_dict.get(prefix + "_extra_state")
+        if saved is not None and (
+            not isinstance(saved, dict) or saved.get("norm") != self.norm.spec
+        ):
+            found = saved.get("norm") if isinstance(saved, dict) else saved
+            raise RuntimeError(
+                f"this BanachGP state was saved for norm {found!r}, but the penalty uses "
+                f"{self.norm.spec!r}; build the penalty with the same norm (nothing was loaded)"
+            )
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"norm={self.norm!r}, sampling={self.sampling!r}, one_sided={self.one_sided}, "
+            f"per_sample={self.per_sample}, engine={self.engine!r}"
+        )

@@ -1,0 +1,1 @@
+"""Reference training set-up of the Banach Wasserstein GAN paper (models for now)."""
