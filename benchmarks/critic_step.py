@@ -4,7 +4,9 @@ A critic step is: forward real and fake, the gradient penalty, backward, Adam. T
 is the paper's CIFAR-10 ResNet (4 residual blocks, 128 channels) on 3x32x32 inputs. The
 variants are timed interleaved, in a fresh random order every round, each with its own copy
 of the critic and optimiser; the ratio of a variant is the median over rounds of its time
-divided by the baseline's time in the same round, so slow drifts of the machine cancel.
+divided by the baseline's time in the same round, so slow drifts of the machine cancel. A
+second copy of the hand-written baseline ("control") shows the noise floor of the ratios;
+the interquartile range of the per-round ratios is printed beside each.
 
     python benchmarks/critic_step.py                 # the full table (a few minutes on CPU)
     python benchmarks/critic_step.py --rounds 3 --batch 16 --per-sample-batch 4   # quick look
@@ -77,14 +79,16 @@ def run(groups: list[list[Variant]], rounds: int, warmup: int) -> None:
 
 def report(groups: list[list[Variant]]) -> str:
     lines = [
-        "| variant | batch | median step (s) | ratio to hand-written |",
-        "| --- | ---: | ---: | ---: |",
+        "| variant | batch | median step (s) | ratio to hand-written | IQR of ratio |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for baseline, *others in groups:
         for v in (baseline, *others):
-            ratio = statistics.median(t / b for t, b in zip(v.times, baseline.times, strict=True))
+            ratios = [t / b for t, b in zip(v.times, baseline.times, strict=True)]
+            q1, median, q3 = statistics.quantiles(ratios, n=4)
             lines.append(
-                f"| {v.name} | {v.real.shape[0]} | {statistics.median(v.times):.3f} | {ratio:.3f} |"
+                f"| {v.name} | {v.real.shape[0]} | {statistics.median(v.times):.3f} "
+                f"| {median:.3f} | {q1:.3f} - {q3:.3f} |"
             )
     return "\n".join(lines)
 
@@ -95,7 +99,7 @@ def main() -> None:
     )
     parser.add_argument("--batch", type=int, default=64, help="critic batch (%(default)s)")
     parser.add_argument("--per-sample-batch", type=int, default=8, help="(%(default)s)")
-    parser.add_argument("--rounds", type=int, default=15, help="timed rounds (%(default)s)")
+    parser.add_argument("--rounds", type=int, default=25, help="timed rounds (%(default)s)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds (%(default)s)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
@@ -110,6 +114,7 @@ def main() -> None:
     real, fake = data(args.batch)
     main_group = [
         Variant("hand-written WGAN-GP", hand_written_gp, critic, real, fake),
+        Variant("hand-written WGAN-GP (control copy)", hand_written_gp, critic, real, fake),
         Variant("BanachGP(L2), lam=10, gamma=1", BanachGP(L2()), critic, real, fake),
         Variant(
             "BanachGP(Sobolev(s=-1.5)), auto",

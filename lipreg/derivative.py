@@ -31,6 +31,16 @@ _DETACHED = (
 )
 
 
+def check_options(engine: object, chunk_size: object) -> None:
+    """Raise if ``engine`` or ``chunk_size`` is not a valid option of :func:`input_gradient`."""
+    if engine not in ("func", "autograd"):
+        raise ValueError(f"engine must be 'func' or 'autograd', got {engine!r}")
+    if chunk_size is not None and (
+        not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1
+    ):
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+
+
 def _modules_of(critic: object) -> list[nn.Module]:
     """The modules behind a critic given as a module, a bound method or a functools.partial."""
     if isinstance(critic, nn.Module):
@@ -91,6 +101,12 @@ def _cotangent_scale(
     return grad_scaler.scale(torch.ones((), device=device))
 
 
+def _cotangent(out: Tensor, scale: Tensor | None) -> Tensor:
+    """Ones shaped like the scores, times the GradScaler's scale when there is one."""
+    ones = torch.ones_like(out)
+    return ones if scale is None else scale.to(out.dtype) * ones
+
+
 def _translate(error: RuntimeError) -> RuntimeError:
     """A torch.func limitation, restated with what to do about it."""
     text = str(error)
@@ -128,9 +144,7 @@ def _func_gradient(
         out, vjp_fn = cast(
             tuple[Tensor, Callable[[Tensor], tuple[Tensor]]], torch.func.vjp(checked, x)
         )
-        cotangent = (
-            torch.ones_like(out) if scale is None else scale.to(out.dtype) * torch.ones_like(out)
-        )
+        cotangent = _cotangent(out, scale)
         if not per_sample:
             (g,) = vjp_fn(cotangent)
             return g
@@ -154,9 +168,7 @@ def _autograd_gradient(
         out = f(leaf)
         if not out.requires_grad:
             raise ValueError(_DETACHED)
-        cotangent = (
-            torch.ones_like(out) if scale is None else scale.to(out.dtype) * torch.ones_like(out)
-        )
+        cotangent = _cotangent(out, scale)
         if not per_sample:
             (g,) = torch.autograd.grad(
                 out, leaf, cotangent, create_graph=create_graph, allow_unused=True
@@ -222,6 +234,7 @@ def input_gradient(
     Returns:
         ``g`` with the shape of ``x``, in ``x``'s dtype (float32 at least when unscaled).
     """
+    check_options(engine, chunk_size)
     kwargs = dict(critic_kwargs or {})
     batch = x.shape[0]
 
@@ -232,8 +245,6 @@ def input_gradient(
     with running_stats_frozen(critic):
         if engine == "func":
             g = _func_gradient(f, x.detach(), scale, per_sample, chunk_size)
-        elif engine == "autograd":
-            g = _autograd_gradient(f, x.detach(), scale, per_sample)
         else:
-            raise ValueError(f"engine must be 'func' or 'autograd', got {engine!r}")
+            g = _autograd_gradient(f, x.detach(), scale, per_sample)
     return g if scale is None else upcast(g) / scale

@@ -12,9 +12,9 @@ from typing_extensions import Self
 
 from lipreg._validation import check_batch
 from lipreg.calibration import Calibration, Setting
-from lipreg.derivative import Critic, Engine, input_gradient
+from lipreg.derivative import Critic, Engine, check_options, input_gradient
 from lipreg.norms import Norm, parse_norm
-from lipreg.sampling import Sampler, resolve_sampler
+from lipreg.sampling import SAMPLERS, Sampler, resolve_sampler
 
 
 @dataclass(frozen=True)
@@ -110,12 +110,8 @@ class BanachGP(nn.Module):
         super().__init__()
         self.norm = parse_norm(norm)
         self.calibration = Calibration(lam, gamma)
-        self.sampling = sampling
         self.sampler = resolve_sampler(sampling)
-        if engine not in ("func", "autograd"):
-            raise ValueError(f"engine must be 'func' or 'autograd', got {engine!r}")
-        if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 1):
-            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+        check_options(engine, chunk_size)
         self.one_sided = bool(one_sided)
         self.per_sample = bool(per_sample)
         self.engine: Engine = engine
@@ -274,7 +270,8 @@ class BanachGP(nn.Module):
         )
 
     def extra_repr(self) -> str:
+        sampling = next((k for k, v in SAMPLERS.items() if v is self.sampler), self.sampler)
         return (
-            f"norm={self.norm!r}, sampling={self.sampling!r}, one_sided={self.one_sided}, "
+            f"norm={self.norm!r}, sampling={sampling!r}, one_sided={self.one_sided}, "
             f"per_sample={self.per_sample}, engine={self.engine!r}"
         )
