@@ -15,8 +15,9 @@ from typing import Any, Literal, TypeAlias
 
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import Tensor
 
+from lipreg._state import CheckedState
 from lipreg._validation import check_batch, check_real
 from lipreg.norms import Norm
 
@@ -63,7 +64,7 @@ def _first_tensor(batch: object) -> Tensor:
     return item
 
 
-class Calibration(nn.Module):
+class Calibration(CheckedState):
     """``lam`` and ``gamma``, each fixed or ``"auto"``.
 
     ``"auto"`` means ``lam = E||X||_B`` and ``gamma = E||X||_{B*}`` over real samples ``X``
@@ -185,18 +186,7 @@ class Calibration(nn.Module):
     def set_extra_state(self, state: Any) -> None:
         self.frozen = bool(state["frozen"])
 
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        # nn.Module copies entries one by one and reports problems afterwards, which would
-        # leave the estimates half-loaded; check everything first.
+    def _state_problems(self, state_dict: dict[str, Any], prefix: str) -> list[str]:
         problems = [
             f"{prefix}{name}: expected a tensor of shape {list(buf.shape)}"
             for name, buf in self.named_buffers(recurse=False)
@@ -209,13 +199,7 @@ class Calibration(nn.Module):
         extra = state_dict.get(prefix + "_extra_state", {"frozen": False})
         if not (isinstance(extra, dict) and isinstance(extra.get("frozen"), bool)):
             problems.append(f"{prefix}_extra_state: expected {{'frozen': bool}}, got {extra!r}")
-        if problems:
-            raise RuntimeError(
-                "not a lipreg calibration state, nothing was loaded: " + "; ".join(problems)
-            )
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
+        return problems
 
     def extra_repr(self) -> str:
         return f"lam={self.lam_setting!r}, gamma={self.gamma_setting!r}"

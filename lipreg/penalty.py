@@ -7,9 +7,10 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from typing_extensions import Self
 
+from lipreg._state import CheckedState
 from lipreg._validation import check_batch
 from lipreg.calibration import Calibration, Setting
 from lipreg.derivative import Critic, Engine, check_options, input_gradient
@@ -34,7 +35,7 @@ class PenaltyStats:
         return {f.name: float(getattr(self, f.name)) for f in fields(self)}
 
 
-class BanachGP(nn.Module):
+class BanachGP(CheckedState):
     """Gradient penalty of Banach Wasserstein GAN (Adler & Lunz, NeurIPS 2018).
 
     The paper's critic loss (eq. 9) for a Banach space ``B`` is
@@ -243,31 +244,18 @@ class BanachGP(nn.Module):
         return {"norm": self.norm.spec}
 
     def set_extra_state(self, state: Any) -> None:
-        """Checked in :meth:`_load_from_state_dict` before anything is loaded."""
+        """Nothing to restore: the norm comes from the constructor (checked on load)."""
 
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        # Estimates of E||X||_B are meaningless under another norm: refuse before loading.
+    def _state_problems(self, state_dict: dict[str, Any], prefix: str) -> list[str]:
+        # Estimates of E||X||_B are meaningless under another norm.
         saved = state_dict.get(prefix + "_extra_state")
-        if saved is not None and (
-            not isinstance(saved, dict) or saved.get("norm") != self.norm.spec
-        ):
-            found = saved.get("norm") if isinstance(saved, dict) else saved
-            raise RuntimeError(
-                f"this BanachGP state was saved for norm {found!r}, but the penalty uses "
-                f"{self.norm.spec!r}; build the penalty with the same norm (nothing was loaded)"
-            )
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
+        if saved is None or (isinstance(saved, dict) and saved.get("norm") == self.norm.spec):
+            return []
+        found = saved.get("norm") if isinstance(saved, dict) else saved
+        return [
+            f"it was saved for norm {found!r}, but the penalty uses {self.norm.spec!r}; "
+            "build the penalty with the same norm"
+        ]
 
     def extra_repr(self) -> str:
         sampling = next((k for k, v in SAMPLERS.items() if v is self.sampler), self.sampler)
