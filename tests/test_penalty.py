@@ -13,7 +13,7 @@ from torch import nn
 from torch.autograd import gradcheck, gradgradcheck
 from torch.func import functional_call
 
-from conftest import ConvCritic, mlp
+from conftest import ConvCritic, dense_sobolev, mlp
 from lipreg import L2, BanachGP, Lp, Sobolev, input_gradient, parse_norm
 
 
@@ -68,8 +68,6 @@ def test_value_is_lam_gamma_times_the_papers_term(norm, one_sided: bool) -> None
         norm, lam="auto", gamma="auto", sampling=lambda r, f: x_hat, one_sided=one_sided
     )
     got = penalty(critic, real, fake)
-
-    from conftest import dense_sobolev
 
     s, c = (norm.s, norm.c) if isinstance(norm, Sobolev) else (0.0, 1.0)
     t = dense_sobolev((8, 8), 3, s, c)
