@@ -29,7 +29,7 @@ def test_readme_has_the_two_commands() -> None:
     assert len(commands) == 2, commands
     main_job, tests = commands
     assert "examples/regularise_critic.py" in main_job
-    assert tests.endswith("&& pytest")
+    assert tests.endswith("&& python -m pytest")
     marker = README.index("<!-- test-command -->")
     assert README.index(tests) > marker  # .ci/run runs the line after the marker
     assert (ROOT / "examples" / "regularise_critic.py").exists()
