@@ -1,0 +1,57 @@
+"""Distances ``||x_i - y_j||_B`` between all pairs of two batches, in any lipreg norm."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lipreg._validation import check_batch
+from lipreg.norms import Norm, parse_norm
+
+
+def check_pair(x: Tensor, y: Tensor, x_name: str, y_name: str) -> None:
+    """Raise unless ``x`` and ``y`` are batches with equal per-sample shape, dtype and device."""
+    check_batch(x, x_name)
+    check_batch(y, y_name)
+    for what, a, b in (
+        ("shape", x.shape[1:], y.shape[1:]),
+        ("dtype", x.dtype, y.dtype),
+        ("device", x.device, y.device),
+    ):
+        if a != b:
+            raise ValueError(
+                f"{x_name} and {y_name} must have the same per-sample shape, dtype and device; "
+                f"{what} differs: {x_name} {a} vs {y_name} {b} (move or cast {y_name} to match)"
+            )
+
+
+def pairwise_distances(x: Tensor, y: Tensor, norm: Norm | str) -> Tensor:
+    """``d[i, j] = ||x_i - y_j||_B``: ``[B, ...]`` and ``[M, ...]`` to ``[B, M]``.
+
+    For norms that are an ``l^p`` norm of a linear map, ``||x||_B = ||T x||_p``
+    (:meth:`lipreg.Norm.lp_embedding`: ``L^p``, Sobolev), every sample is transformed once and
+    ``torch.cdist`` computes all ``B M`` distances, after dividing both embeddings by their
+    largest ``|entry|`` (detached; the distance is positively homogeneous) so that large ``p``
+    neither under- nor overflows. Other norms take ``M`` batched calls ``norm(x - y_j)``.
+    Differentiable in ``x`` and ``y``. Local norms (a metric that depends on a base point)
+    define no distance between points and are rejected.
+    """
+    norm = parse_norm(norm)
+    check_pair(x, y, "x", "y")
+    if norm.local:
+        raise ValueError(
+            f"{norm!r} is a local norm (it measures tangent vectors at a base point) and defines "
+            "no distance ||x - y||_B between two points; use a global norm such as L2(), Lp(p) or "
+            "Sobolev(s)"
+        )
+    embedded = norm.lp_embedding(x)
+    if embedded is None:
+        return torch.stack([norm.norm(x - y[j : j + 1]) for j in range(y.shape[0])], dim=1)
+    ex, p = embedded
+    ey = norm.lp_embedding(y)
+    assert ey is not None  # same norm, same layout
+    m = torch.maximum(ex.abs().amax(), ey[0].abs().amax()).detach()
+    m = torch.where(m > 0, m, torch.ones_like(m))
+    # The matrix-product shortcut for p = 2 loses the small distances to cancellation.
+    d = torch.cdist(ex / m, ey[0] / m, p=p, compute_mode="donot_use_mm_for_euclid_dist")
+    return d * m
