@@ -1,4 +1,11 @@
-"""BanachGP: the gradient penalty of Banach Wasserstein GAN in any normed space."""
+"""Gradient penalties: their shared machinery, and BanachGP (Banach Wasserstein GAN).
+
+:class:`GradientPenalty` is what every gradient penalty of lipreg has in common: points from a
+sampler, the critic's input gradient there, and its dual norm ``||dD(x_hat)||_{B*}`` (at the
+base point ``x_hat`` for local norms), with the input checks, the finiteness check and the
+checkpoint rules. :class:`BanachGP` and the zero-centred :class:`lipreg.BanachR1` /
+:class:`lipreg.BanachR2` differ only in what they make of those dual norms.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +26,18 @@ from lipreg.sampling import SAMPLERS, Sampler, resolve_sampler
 
 
 @dataclass(frozen=True)
-class PenaltyStats:
+class Stats:
     """Detached statistics of one penalty call, as 0-dim tensors (no host synchronisation
     until read; :meth:`as_dict` reads them all)."""
+
+    def as_dict(self) -> dict[str, float]:
+        """All statistics as Python floats, e.g. for a logger."""
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class PenaltyStats(Stats):
+    """Statistics of a :class:`BanachGP` call."""
 
     penalty: Tensor  #: the returned value
     dual_norm_mean: Tensor  #: mean of ||dD(x_hat)||_{B*} over the evaluation points
@@ -30,12 +46,208 @@ class PenaltyStats:
     lam: Tensor
     gamma: Tensor
 
-    def as_dict(self) -> dict[str, float]:
-        """All statistics as Python floats, e.g. for a logger."""
-        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+def check_pair(real: Tensor, fake: Tensor | None) -> None:
+    """Raise unless ``real`` (and ``fake`` if given) are batches ``[B, ...]`` with the same
+    per-sample shape, dtype and device."""
+    check_batch(real, "real")
+    if fake is None:
+        return
+    check_batch(fake, "fake")
+    for what, a, b in (
+        ("shape", real.shape[1:], fake.shape[1:]),
+        ("dtype", real.dtype, fake.dtype),
+        ("device", real.device, fake.device),
+    ):
+        if a != b:
+            raise ValueError(
+                f"real and fake must have the same per-sample shape, dtype and device; {what} "
+                f"differs: real {a} vs fake {b} (move or cast fake to match real)"
+            )
 
 
-class BanachGP(CheckedState):
+def check_critic(critic: object) -> None:
+    """Raise unless ``critic`` is callable."""
+    if not callable(critic):
+        raise TypeError(
+            f"critic must be callable (an nn.Module or function), got {type(critic).__name__}; "
+            "call penalty(critic, real, fake)"
+        )
+
+
+class NormPenalty(CheckedState):
+    """A penalty module defined with a norm of ``B``: its checkpoint records the norm's spec,
+    and loading it into a penalty with another norm is refused before anything is loaded
+    (running estimates of ``E||X||_B`` are meaningless under another norm).
+
+    Args:
+        norm: a :class:`lipreg.Norm` or a text spec (see :func:`lipreg.parse_norm`).
+    """
+
+    def __init__(self, norm: Norm | str) -> None:
+        super().__init__()
+        self.norm = parse_norm(norm)
+
+    def get_extra_state(self) -> dict[str, str]:
+        return {"norm": self.norm.spec}
+
+    def set_extra_state(self, state: Any) -> None:
+        """Nothing to restore: the norm comes from the constructor (checked on load)."""
+
+    def _state_problems(self, state_dict: dict[str, Any], prefix: str) -> list[str]:
+        # Estimates of E||X||_B are meaningless under another norm.
+        saved = state_dict.get(prefix + "_extra_state")
+        if saved is None or (isinstance(saved, dict) and saved.get("norm") == self.norm.spec):
+            return []
+        found = saved.get("norm") if isinstance(saved, dict) else saved
+        return [
+            f"it was saved for norm {found!r}, but the penalty uses {self.norm.spec!r}; "
+            "build the penalty with the same norm"
+        ]
+
+
+class GradientPenalty(NormPenalty):
+    """Base of lipreg's gradient penalties: sampler, input gradient, dual norm.
+
+    Subclasses implement ``forward(critic, real, fake=None, **critic_kwargs)`` from
+    :meth:`_evaluation_points` and :meth:`_dual_norms`, and set their ``stats`` (a
+    :class:`Stats`) once a call has succeeded. Checkpoints: see :class:`NormPenalty`.
+
+    Args: see :class:`BanachGP` (``norm``, ``sampling``, ``per_sample``, ``engine``,
+        ``chunk_size``, ``grad_scaler``, ``check_finite``).
+    """
+
+    def __init__(
+        self,
+        norm: Norm | str,
+        sampling: str | Sampler,
+        per_sample: bool,
+        engine: Engine,
+        chunk_size: int | None,
+        grad_scaler: torch.amp.GradScaler | None,
+        check_finite: bool,
+    ) -> None:
+        super().__init__(norm)
+        self.sampler = resolve_sampler(sampling)
+        check_options(engine, chunk_size)
+        self.per_sample = bool(per_sample)
+        self.engine: Engine = engine
+        self.chunk_size = chunk_size
+        self.grad_scaler = grad_scaler
+        self.check_finite = bool(check_finite)
+
+    def _check_inputs(self, critic: object, real: Tensor, fake: Tensor | None) -> None:
+        check_critic(critic)
+        check_pair(real, fake)
+        self.norm.check(real, "real")
+
+    def _evaluation_points(self, real: Tensor, fake: Tensor | None) -> Tensor:
+        """``x_hat = sampler(real, fake)`` from detached inputs, checked against ``real``."""
+        x_hat = self.sampler(real.detach(), None if fake is None else fake.detach())
+        check_batch(x_hat, "the sampler's output")
+        if x_hat.shape[1:] != real.shape[1:] or x_hat.device != real.device:
+            raise ValueError(
+                f"the sampler must return points shaped like real's samples {list(real.shape[1:])} "
+                f"on {real.device}, got shape {list(x_hat.shape)} on {x_hat.device}"
+            )
+        return x_hat
+
+    def _input_gradient(
+        self, critic: Critic, x_hat: Tensor, critic_kwargs: dict[str, Any]
+    ) -> Tensor:
+        return input_gradient(
+            critic,
+            x_hat,
+            critic_kwargs=critic_kwargs,
+            per_sample=self.per_sample,
+            engine=self.engine,
+            grad_scaler=self.grad_scaler,
+            chunk_size=self.chunk_size,
+        )
+
+    def _dual_norms(
+        self, critic: Critic, x_hat: Tensor, critic_kwargs: dict[str, Any], *, squared: bool
+    ) -> Tensor:
+        """``||dD(x_hat_b)||_{B*}`` (or its square) for every point, ``[B]``, float32 at least,
+        differentiable in the critic's parameters; computed with autocast off."""
+        g = self._input_gradient(critic, x_hat, critic_kwargs)
+        with torch.autocast(x_hat.device.type, enabled=False):
+            if squared:
+                return self.norm.dual_squared(g, at=x_hat)
+            return self.norm.dual(g, at=x_hat)
+
+    @property
+    def _scaler_active(self) -> bool:
+        return self.grad_scaler is not None and self.grad_scaler.is_enabled()
+
+    def _raise_if_not_finite(self, dual: Tensor, means: Tensor | None = None) -> None:
+        """Raise if ``dual`` (or the estimates ``means``) are not all finite, when checking."""
+        if not self.check_finite or self._scaler_active:
+            return
+        finite = torch.isfinite(dual)
+        ok = finite.all() if means is None else finite.all() & torch.isfinite(means).all()
+        if not bool(ok):
+            bad = int((~finite).sum())
+            estimates = (
+                "" if means is None else f", estimates (||X||_B, ||X||_B*) = {means.tolist()}"
+            )
+            raise ValueError(
+                f"non-finite values in the penalty: {bad} of {dual.numel()} dual gradient norms "
+                f"are NaN or inf{estimates}. The critic or the data diverged or contain NaN/inf: "
+                "lower the learning rate, check the inputs, and under float16 autocast pass "
+                "grad_scaler=your GradScaler"
+            )
+
+    def extra_repr(self) -> str:
+        sampling = next((k for k, v in SAMPLERS.items() if v is self.sampler), self.sampler)
+        return (
+            f"norm={self.norm!r}, sampling={sampling!r}, per_sample={self.per_sample}, "
+            f"engine={self.engine!r}"
+        )
+
+
+class Calibrated:
+    """``lam`` / ``gamma`` of a penalty that holds a :class:`lipreg.Calibration` in
+    ``self.calibration`` and a norm in ``self.norm``: the current values and
+    :meth:`calibrate`. A mixin of :class:`BanachGP` and :class:`lipreg.FiniteDifferenceGP`."""
+
+    calibration: Calibration
+    norm: Norm
+
+    def _current(self, index: int, name: str) -> float:
+        setting = (self.calibration.lam_setting, self.calibration.gamma_setting)[index]
+        if setting != "auto":
+            return setting
+        if int(self.calibration.count) == 0:
+            raise RuntimeError(
+                f"{name}='auto' has no estimate yet: call the penalty on a training batch "
+                "or run penalty.calibrate(batches) first"
+            )
+        return float(self.calibration.means[index])
+
+    @property
+    def lam(self) -> float:
+        """The current lam: the fixed value or the running estimate ``E||X||_B``."""
+        return self._current(0, "lam")
+
+    @property
+    def gamma(self) -> float:
+        """The current gamma: the fixed value or the running estimate ``E||X||_{B*}``."""
+        return self._current(1, "gamma")
+
+    def calibrate(
+        self, batches: Iterable[Any], *, max_batches: int | None = None, freeze: bool = True
+    ) -> Self:
+        """Estimate ``lam = E||X||_B`` / ``gamma = E||X||_{B*}`` (those set to ``"auto"``) from
+        real ``batches`` up front: tensors ``[B, ...]`` or tuples whose first element is one,
+        as a ``DataLoader`` yields. With ``freeze`` the estimates then stay fixed during
+        training. Averaged across processes under ``torch.distributed``. Returns ``self``.
+        """
+        self.calibration.calibrate(batches, self.norm, max_batches=max_batches, freeze=freeze)
+        return self
+
+
+class BanachGP(GradientPenalty, Calibrated):
     """Gradient penalty of Banach Wasserstein GAN (Adler & Lunz, NeurIPS 2018).
 
     The paper's critic loss (eq. 9) for a Banach space ``B`` is
@@ -54,17 +266,21 @@ class BanachGP(CheckedState):
     ``max(0, ||dD(x_hat)||_{B*} / gamma - 1)`` (WGAN-LP, Petzka et al. 2018).
 
     ``x_hat`` comes from ``sampling``: ``"interpolate"`` (``eps real + (1 - eps) fake``,
-    ``eps ~ U[0, 1]`` per sample), ``"real"``, ``"fake"`` or any callable
-    ``(real, fake) -> x_hat``. ``real`` and ``fake`` are detached first: the penalty trains
-    the critic's parameters only. The input gradient comes from
-    :func:`lipreg.input_gradient` (``torch.func``), differentiable in the critic's
-    parameters; its dual norm is computed in float32 with autocast off.
+    ``eps ~ U[0, 1]`` per sample), ``"real"``, ``"fake"``, ``"dragan"`` / ``"dragan_interpolate"``
+    (real points plus noise, see :func:`lipreg.sampling.dragan`) or any callable
+    ``(real, fake) -> x_hat``.
+    ``real`` and ``fake`` are detached first: the penalty trains the critic's parameters only.
+    The input gradient comes from :func:`lipreg.input_gradient` (``torch.func``),
+    differentiable in the critic's parameters; its dual norm is computed in float32 with
+    autocast off, at the base point ``x_hat`` for local norms
+    (:class:`lipreg.norms.Wasserstein2`).
 
     ``lam="auto"`` / ``gamma="auto"`` follow the paper: ``lam = E||X||_B`` and
     ``gamma = E||X||_{B*}`` over real data, as running means over the real batches of
     training-mode calls (see :class:`lipreg.Calibration`), or computed up front with
     :meth:`calibrate`. They are averaged across processes under ``torch.distributed`` and
-    saved in ``state_dict``. The module follows the device of its inputs.
+    saved in ``state_dict``. They need a norm of the whole space, so local norms take fixed
+    values. The module follows the device of its inputs.
 
     A call that raises changes nothing: running estimates and :attr:`stats` are only
     updated once the penalty has been computed and checked.
@@ -108,72 +324,16 @@ class BanachGP(CheckedState):
         grad_scaler: torch.amp.GradScaler | None = None,
         check_finite: bool = True,
     ) -> None:
-        super().__init__()
-        self.norm = parse_norm(norm)
+        super().__init__(norm, sampling, per_sample, engine, chunk_size, grad_scaler, check_finite)
         self.calibration = Calibration(lam, gamma)
-        self.sampler = resolve_sampler(sampling)
-        check_options(engine, chunk_size)
+        if self.norm.local and self.calibration.auto:
+            raise ValueError(
+                f"lam='auto' and gamma='auto' estimate E||X||_B and E||X||_B* over real data, "
+                f"which a local norm ({self.norm!r}) does not define: pass fixed values, e.g. "
+                "lam=10.0, gamma=1.0"
+            )
         self.one_sided = bool(one_sided)
-        self.per_sample = bool(per_sample)
-        self.engine: Engine = engine
-        self.chunk_size = chunk_size
-        self.grad_scaler = grad_scaler
-        self.check_finite = bool(check_finite)
         self.stats: PenaltyStats | None = None
-
-    def _current(self, index: int, name: str) -> float:
-        setting = (self.calibration.lam_setting, self.calibration.gamma_setting)[index]
-        if setting != "auto":
-            return setting
-        if int(self.calibration.count) == 0:
-            raise RuntimeError(
-                f"{name}='auto' has no estimate yet: call the penalty on a training batch "
-                "or run penalty.calibrate(batches) first"
-            )
-        return float(self.calibration.means[index])
-
-    @property
-    def lam(self) -> float:
-        """The current lam: the fixed value or the running estimate ``E||X||_B``."""
-        return self._current(0, "lam")
-
-    @property
-    def gamma(self) -> float:
-        """The current gamma: the fixed value or the running estimate ``E||X||_{B*}``."""
-        return self._current(1, "gamma")
-
-    def calibrate(
-        self, batches: Iterable[Any], *, max_batches: int | None = None, freeze: bool = True
-    ) -> Self:
-        """Estimate ``lam = E||X||_B`` / ``gamma = E||X||_{B*}`` (those set to ``"auto"``) from
-        real ``batches`` up front: tensors ``[B, ...]`` or tuples whose first element is one,
-        as a ``DataLoader`` yields. With ``freeze`` the estimates then stay fixed during
-        training. Averaged across processes under ``torch.distributed``. Returns ``self``.
-        """
-        self.calibration.calibrate(batches, self.norm, max_batches=max_batches, freeze=freeze)
-        return self
-
-    def _check_inputs(self, critic: object, real: Tensor, fake: Tensor | None) -> None:
-        if not callable(critic):
-            raise TypeError(
-                f"critic must be callable (an nn.Module or function), got {type(critic).__name__}; "
-                "call penalty(critic, real, fake)"
-            )
-        check_batch(real, "real")
-        self.norm.check(real, "real")
-        if fake is None:
-            return
-        check_batch(fake, "fake")
-        for what, a, b in (
-            ("shape", real.shape[1:], fake.shape[1:]),
-            ("dtype", real.dtype, fake.dtype),
-            ("device", real.device, fake.device),
-        ):
-            if a != b:
-                raise ValueError(
-                    f"real and fake must have the same per-sample shape, dtype and device; {what} "
-                    f"differs: real {a} vs fake {b} (move or cast fake to match real)"
-                )
 
     def forward(
         self, critic: Critic, real: Tensor, fake: Tensor | None = None, **critic_kwargs: Any
@@ -187,36 +347,19 @@ class BanachGP(CheckedState):
             critic_kwargs: passed to the critic unchanged (e.g. class labels).
         """
         self._check_inputs(critic, real, fake)
-        x_hat = self.sampler(real.detach(), None if fake is None else fake.detach())
-        check_batch(x_hat, "the sampler's output")
-        if x_hat.shape[1:] != real.shape[1:] or x_hat.device != real.device:
-            raise ValueError(
-                f"the sampler must return points shaped like real's samples {list(real.shape[1:])} "
-                f"on {real.device}, got shape {list(x_hat.shape)} on {x_hat.device}"
-            )
+        x_hat = self._evaluation_points(real, fake)
         if self.calibration.means.device != real.device:
             self.to(real.device)
         with torch.autocast(real.device.type, enabled=False):
             estimate = self.calibration.estimate(real, self.norm)
-        g = input_gradient(
-            critic,
-            x_hat,
-            critic_kwargs=critic_kwargs,
-            per_sample=self.per_sample,
-            engine=self.engine,
-            grad_scaler=self.grad_scaler,
-            chunk_size=self.chunk_size,
-        )
+        dual = self._dual_norms(critic, x_hat, critic_kwargs, squared=False)
         with torch.autocast(real.device.type, enabled=False):
-            dual = self.norm.dual(g)
             lam, gamma = estimate.lam, estimate.gamma
             excess = dual / gamma - 1
             if self.one_sided:
                 excess = excess.clamp_min(0)
             penalty = lam * gamma * excess.square().mean()
-        scaler_active = self.grad_scaler is not None and self.grad_scaler.is_enabled()
-        if self.check_finite and not scaler_active:
-            self._raise_if_not_finite(dual, estimate.means)
+        self._raise_if_not_finite(dual, estimate.means)
         self.calibration.commit(estimate)
         with torch.no_grad():
             self.stats = PenaltyStats(
@@ -229,37 +372,5 @@ class BanachGP(CheckedState):
             )
         return penalty
 
-    def _raise_if_not_finite(self, dual: Tensor, means: Tensor) -> None:
-        finite = torch.isfinite(dual)
-        if not bool(finite.all() & torch.isfinite(means).all()):
-            bad = int((~finite).sum())
-            raise ValueError(
-                f"non-finite values in the penalty: {bad} of {dual.numel()} dual gradient norms "
-                f"are NaN or inf, estimates (||X||_B, ||X||_B*) = {means.tolist()}. The critic or "
-                "the data diverged or contain NaN/inf: lower the learning rate, check the inputs, "
-                "and under float16 autocast pass grad_scaler=your GradScaler"
-            )
-
-    def get_extra_state(self) -> dict[str, str]:
-        return {"norm": self.norm.spec}
-
-    def set_extra_state(self, state: Any) -> None:
-        """Nothing to restore: the norm comes from the constructor (checked on load)."""
-
-    def _state_problems(self, state_dict: dict[str, Any], prefix: str) -> list[str]:
-        # Estimates of E||X||_B are meaningless under another norm.
-        saved = state_dict.get(prefix + "_extra_state")
-        if saved is None or (isinstance(saved, dict) and saved.get("norm") == self.norm.spec):
-            return []
-        found = saved.get("norm") if isinstance(saved, dict) else saved
-        return [
-            f"it was saved for norm {found!r}, but the penalty uses {self.norm.spec!r}; "
-            "build the penalty with the same norm"
-        ]
-
     def extra_repr(self) -> str:
-        sampling = next((k for k, v in SAMPLERS.items() if v is self.sampler), self.sampler)
-        return (
-            f"norm={self.norm!r}, sampling={sampling!r}, one_sided={self.one_sided}, "
-            f"per_sample={self.per_sample}, engine={self.engine!r}"
-        )
+        return f"{super().extra_repr()}, one_sided={self.one_sided}"

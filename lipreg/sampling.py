@@ -54,10 +54,36 @@ def fake_samples(real: Tensor, fake: Tensor | None) -> Tensor:
     return _need_fake(fake, "fake")
 
 
+def dragan(real: Tensor, fake: Tensor | None) -> Tensor:
+    """DRAGAN's perturbed real points (Kodali et al. 2017): ``x_hat = real + 0.5 * std * u``,
+    ``u ~ U[0, 1]`` drawn per element.
+
+    ``std`` is one number: the standard deviation of all entries of the real batch
+    (population form, ``correction=0``), as the reference implementation's
+    ``minibatch.std()`` in NumPy computes it; it is not per sample or per channel. The noise
+    is one-sided (``u >= 0``), as in the reference code. ``fake`` is not used.
+    """
+    u = torch.rand_like(real)
+    return real + 0.5 * real.std(correction=0) * u
+
+
+def dragan_interpolate(real: Tensor, fake: Tensor | None) -> Tensor:
+    """The points the DRAGAN reference code penalises: uniform on the segment from each real
+    point to its :func:`dragan` perturbation, ``x_hat = real + alpha * (x_p - real)`` with
+    ``alpha ~ U[0, 1]`` per sample (drawn after the perturbation). ``fake`` is not used."""
+    perturbed = dragan(real, fake)
+    alpha = torch.rand(
+        (real.shape[0],) + (1,) * (real.ndim - 1), dtype=real.dtype, device=real.device
+    )
+    return real + alpha * (perturbed - real)
+
+
 SAMPLERS: dict[str, Sampler] = {
     "interpolate": interpolate,
     "real": real_samples,
     "fake": fake_samples,
+    "dragan": dragan,
+    "dragan_interpolate": dragan_interpolate,
 }
 
 

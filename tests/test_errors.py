@@ -136,9 +136,10 @@ def test_non_finite_can_be_left_to_the_caller() -> None:
         ({"gamma": float("nan")}, ValueError, "gamma must be in"),
         ({"gamma": torch.tensor(1.0)}, TypeError, "gamma must be a real number"),
         (
-            {"sampling": "dragan"},
+            {"sampling": "gaussian"},
             ValueError,
-            "sampling must be one of ['fake', 'interpolate', 'real']",
+            "sampling must be one of ['dragan', 'dragan_interpolate', 'fake', 'interpolate', "
+            "'real']",
         ),
         ({"sampling": 3}, TypeError, "sampling must be a name or a callable"),
         ({"engine": "jax"}, ValueError, "engine must be 'func' or 'autograd'"),

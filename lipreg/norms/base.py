@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
+import torch
 from torch import Tensor
 
 from lipreg._validation import check_batch, upcast
@@ -31,6 +33,14 @@ class Norm(ABC):
     Lipschitz constant of ``D`` in ``B`` (Lemma 1 of Adler & Lunz, 2018). Discrete conventions
     apply throughout: plain sums, no cell-volume factor, so ``L2()`` is the WGAN-GP norm.
 
+    Base points: a *local* norm (a Riemannian metric such as
+    :class:`lipreg.norms.Wasserstein2`, ``local = True``) measures tangent vectors at a point
+    ``x_hat`` of the space, so ``norm``, ``dual`` and ``dual_squared`` take the base point as
+    ``at`` (``[B, ...]`` like their argument; required by local norms). Ordinary norms are the
+    same at every point: they check ``at`` when given and otherwise ignore it, so penalties
+    can always pass ``at=x_hat``. Local norms subclass :class:`LocalNorm` and implement
+    ``_norm_at`` / ``_dual_squared_at`` instead of ``_norm`` / ``_dual``.
+
     Half-precision inputs are computed in float32. Subclasses implement ``_norm``,
     ``_dual``, ``params``, ``space`` and ``dual_space``, and extend ``check`` when they need a
     particular layout.
@@ -39,15 +49,55 @@ class Norm(ABC):
     #: Name of the norm in text specs (see :func:`lipreg.parse_norm`).
     name: str
 
-    def norm(self, x: Tensor) -> Tensor:
-        """``||x_b||_B`` for every sample: ``[B, ...] -> [B]``."""
+    #: Whether the norm depends on a base point ``at`` (see above).
+    local: ClassVar[bool] = False
+
+    def norm(self, x: Tensor, at: Tensor | None = None) -> Tensor:
+        """``||x_b||_B`` for every sample (at base point ``at_b``): ``[B, ...] -> [B]``."""
         self.check(x, "x")
+        self._check_base_point(at, x, "x")
         return self._norm(upcast(x))
 
-    def dual(self, g: Tensor) -> Tensor:
-        """``||g_b||_{B*}`` for every sample: ``[B, ...] -> [B]``."""
+    def dual(self, g: Tensor, at: Tensor | None = None) -> Tensor:
+        """``||g_b||_{B*}`` for every sample (at base point ``at_b``): ``[B, ...] -> [B]``."""
         self.check(g, "g")
+        self._check_base_point(at, g, "g")
         return self._dual(upcast(g))
+
+    def dual_squared(self, g: Tensor, at: Tensor | None = None) -> Tensor:
+        """``||g_b||_{B*}^2`` for every sample: ``[B, ...] -> [B]``.
+
+        Zero-centred penalties use it; norms whose square is smoother than the norm (a
+        quadratic form, as for local metrics) compute it without a square root.
+        """
+        return self.dual(g, at).square()
+
+    def lp_embedding(self, x: Tensor) -> tuple[Tensor, float] | None:
+        """``(T x flattened to [B, N], p)`` when ``||x||_B = ||T x||_p`` for a linear map ``T``,
+        else ``None``.
+
+        Pairwise distances ``||x_i - y_j||_B = ||T x_i - T y_j||_p`` then need one transform
+        per sample and a ``torch.cdist``, instead of a norm per pair (see
+        :func:`lipreg.pairwise_distances`). ``L^p``: ``T`` is the identity; ``W^{s,p}``: the
+        Sobolev filter. Norms of any other form (and local norms) return ``None``.
+        """
+        return None
+
+    def _check_base_point(self, at: Tensor | None, x: Tensor, name: str) -> None:
+        """Raise if ``at`` is not a base point for ``x``; a local norm requires one."""
+        if at is None:
+            if self.local:
+                raise TypeError(
+                    f"{type(self).__name__} is a local norm: it measures {name} at a base point, "
+                    f"so pass at=x_hat ([B, ...] like {name}), e.g. norm.dual(g, at=x_hat)"
+                )
+            return
+        check_batch(at, "at")
+        if at.shape != x.shape or at.device != x.device:
+            raise ValueError(
+                f"the base point at must have the shape and device of {name}: "
+                f"{name} {list(x.shape)} on {x.device}, at {list(at.shape)} on {at.device}"
+            )
 
     def check(self, x: Tensor, name: str) -> None:
         """Raise if ``x`` (called ``name`` in messages) is not a valid input of this norm."""
@@ -91,3 +141,62 @@ class Norm(ABC):
 
     def __hash__(self) -> int:
         return hash((type(self), tuple(self.params.items())))
+
+
+class LocalNorm(Norm):
+    """A norm that depends on a base point: ``||h||_{x}`` on the tangent space at ``x``, as a
+    Riemannian metric gives (``local = True``).
+
+    ``norm(h, at=x)``, ``dual(g, at=x)`` and ``dual_squared(g, at=x)`` require the base point
+    ``at`` (``[B, ...]`` like ``h``; a constant of the metric: no gradient flows to it).
+    Lemma 1 holds pointwise: ``D`` has
+    local Lipschitz constant ``||dD(x)||_{x*}`` at ``x``, which is what gradient penalties
+    measure when they pass ``at=x_hat``. Quantities that need one norm on the whole space
+    (``E||X||_B``, distances ``||x - y||_B``) are not defined for local norms.
+
+    Subclasses implement ``_norm_at(h, at)`` and ``_dual_squared_at(g, at)`` (the squared
+    dual: local metrics are quadratic forms), plus ``params``, ``space``, ``dual_space`` and
+    ``check``.
+    """
+
+    local: ClassVar[bool] = True
+
+    def _base(self, at: Tensor | None, x: Tensor, name: str) -> Tensor:
+        self.check(x, name)
+        self._check_base_point(at, x, name)
+        assert at is not None  # _check_base_point raises for local norms
+        self.check(at, "at")
+        return upcast(at).to(upcast(x).dtype)
+
+    def norm(self, x: Tensor, at: Tensor | None = None) -> Tensor:
+        """``||x_b||_{at_b}`` for every sample: ``[B, ...] -> [B]``."""
+        base = self._base(at, x, "x")
+        return self._norm_at(upcast(x), base)
+
+    def dual(self, g: Tensor, at: Tensor | None = None) -> Tensor:
+        """``||g_b||_{at_b, *}`` for every sample: ``[B, ...] -> [B]``.
+
+        The square root of :meth:`dual_squared`, with derivative 0 where it is 0 (as the
+        ``l^p`` norms have at the zero vector) rather than NaN.
+        """
+        squared = self.dual_squared(g, at)
+        positive = squared > 0
+        root = torch.where(positive, squared, torch.ones_like(squared)).sqrt()
+        return torch.where(positive, root, torch.zeros_like(root))
+
+    def dual_squared(self, g: Tensor, at: Tensor | None = None) -> Tensor:
+        """``||g_b||_{at_b, *}^2`` for every sample, quadratic in ``g``: ``[B, ...] -> [B]``."""
+        base = self._base(at, g, "g")
+        return self._dual_squared_at(upcast(g), base)
+
+    def _norm(self, x: Tensor) -> Tensor:
+        raise TypeError(f"{type(self).__name__} is a local norm: call norm(x, at=base_point)")
+
+    def _dual(self, g: Tensor) -> Tensor:
+        raise TypeError(f"{type(self).__name__} is a local norm: call dual(g, at=base_point)")
+
+    @abstractmethod
+    def _norm_at(self, x: Tensor, at: Tensor) -> Tensor: ...
+
+    @abstractmethod
+    def _dual_squared_at(self, g: Tensor, at: Tensor) -> Tensor: ...

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from lipreg._validation import check_real
+from lipreg._validation import check_real, upcast
 from lipreg.norms.base import Norm, format_number
 
 
@@ -63,6 +63,10 @@ class Lp(Norm):
 
     def _dual(self, g: Tensor) -> Tensor:
         return lp_norm(g, self.q)
+
+    def lp_embedding(self, x: Tensor) -> tuple[Tensor, float] | None:
+        self.check(x, "x")
+        return upcast(x).flatten(1), self.p
 
     @property
     def params(self) -> dict[str, float]:

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import Tensor
 
-from lipreg._validation import check_real
+from lipreg._validation import check_real, upcast
 from lipreg.norms.base import Norm, format_number
 from lipreg.norms.lp import conjugate, lp_norm
 
@@ -109,6 +109,10 @@ class Sobolev(Norm):
 
     def _dual(self, g: Tensor) -> Tensor:
         return lp_norm(self.filter(g, -self.s), self.q)
+
+    def lp_embedding(self, x: Tensor) -> tuple[Tensor, float] | None:
+        self.check(x, "x")
+        return self.filter(upcast(x), self.s).flatten(1), self.p
 
     @property
     def params(self) -> dict[str, float]:

@@ -7,13 +7,15 @@ import inspect
 from lipreg.norms.base import Norm
 from lipreg.norms.lp import L2, Lp
 from lipreg.norms.sobolev import Sobolev
+from lipreg.norms.wasserstein2 import Wasserstein2
 
-_REGISTRY: dict[str, type[Norm]] = {cls.name: cls for cls in (L2, Lp, Sobolev)}
+_REGISTRY: dict[str, type[Norm]] = {cls.name: cls for cls in (L2, Lp, Sobolev, Wasserstein2)}
 
 ACCEPTED_FORMS = (
     '"l2"',
     '"lp:p=P" with P in [1, inf], e.g. "lp:p=10"',
     '"sobolev:s=S[,p=P][,c=C][,spatial_dims=1|2|3]", e.g. "sobolev:s=-1.5,p=2,c=5"',
+    '"w2[:gamma_l2=G][,low=L][,high=H]" (local, images), e.g. "w2:gamma_l2=0.1"',
 )
 
 

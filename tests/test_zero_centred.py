@@ -1,0 +1,199 @@
+"""BanachR1 / BanachR2: StyleGAN2's R1 exactly for L2, the formula in other norms against
+independent dense computations, gradcheck, per-sample derivatives, errors, statistics."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.autograd import gradcheck, gradgradcheck
+from torch.func import functional_call
+
+from conftest import ConvCritic, dense_sobolev
+from lipreg import L2, BanachR1, BanachR2, Lp, Sobolev
+
+
+def images(b: int = 6, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.rand(b, 3, 8, 8, dtype=dtype) * 2 - 1, torch.randn(b, 3, 8, 8, dtype=dtype)
+
+
+def stylegan2_r1(critic: nn.Module, real: torch.Tensor, r1_gamma: float) -> torch.Tensor:
+    """StyleGAN2-ADA's loss_Dr1 (training/loss.py), averaged over the batch as its
+    ``loss_Dr1.mean()`` does."""
+    real_img_tmp = real.detach().requires_grad_(True)
+    real_logits = critic(real_img_tmp)
+    (r1_grads,) = torch.autograd.grad(
+        outputs=[real_logits.sum()], inputs=[real_img_tmp], create_graph=True
+    )
+    r1_penalty = r1_grads.square().sum([1, 2, 3])
+    loss_dr1 = r1_penalty * (r1_gamma / 2)
+    return loss_dr1.mean()
+
+
+def assert_same_grads(a: nn.Module, b: nn.Module) -> None:
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        if p.grad is None or q.grad is None:  # the last bias has no path to the gradient
+            assert p.grad is None and q.grad is None and name == "head.bias", name
+        else:
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("engine", ["func", "autograd"])
+@pytest.mark.parametrize("r1_gamma", [10.0, 0.2])
+def test_l2_r1_equals_stylegan2(engine: str, r1_gamma: float) -> None:
+    critic = ConvCritic()
+    twin = copy.deepcopy(critic)
+    real, _ = images()
+    expected = stylegan2_r1(critic, real, r1_gamma)
+    expected.backward()
+    got = BanachR1(L2(), gamma=r1_gamma, engine=engine)(twin, real)  # type: ignore[arg-type]
+    got.backward()
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=0)
+    assert_same_grads(twin, critic)
+
+
+def test_l2_r2_is_r1_on_the_fakes() -> None:
+    critic = ConvCritic()
+    twin = copy.deepcopy(critic)
+    real, fake = images()
+    expected = stylegan2_r1(critic, fake, 3.0)
+    expected.backward()
+    got = BanachR2("l2", gamma=3.0)(twin, real, fake)
+    got.backward()
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=0)
+    assert_same_grads(twin, critic)
+
+
+@pytest.mark.parametrize("norm", [Lp(1.5), Lp(float("inf")), Sobolev(s=-1.5), Sobolev(1.0, p=3)])
+@pytest.mark.parametrize("which", ["r1", "r2"])
+def test_value_in_other_norms_against_dense_duals(norm, which: str) -> None:  # type: ignore[no-untyped-def]
+    critic = ConvCritic().double()
+    real, fake = images(dtype=torch.float64)
+    penalty = BanachR1(norm, gamma=4.0) if which == "r1" else BanachR2(norm, gamma=4.0)
+    got = penalty(critic, real, fake)
+    x = (real if which == "r1" else fake).clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(critic(x).sum(), x)
+    s, c = (norm.s, norm.c) if isinstance(norm, Sobolev) else (0.0, 1.0)
+    t_dual = dense_sobolev((8, 8), 3, -s, c)
+    dual = np.linalg.norm(g.numpy().reshape(6, -1) @ t_dual.T, ord=norm.q, axis=1)
+    assert got.item() == pytest.approx(2.0 * np.mean(dual**2), rel=1e-10)
+    stats = penalty.stats
+    assert stats is not None
+    d = stats.as_dict()
+    assert d["penalty"] == pytest.approx(got.item())
+    assert d["dual_norm_mean"] == pytest.approx(dual.mean(), rel=1e-10)
+    assert d["dual_norm_max"] == pytest.approx(dual.max(), rel=1e-10)
+    assert d["gamma"] == 4.0
+
+
+@pytest.mark.parametrize("norm", [L2(), Lp(3)], ids=str)
+def test_gradcheck_and_gradgradcheck(norm) -> None:  # type: ignore[no-untyped-def]
+    critic = ConvCritic(width=2).double()
+    real, _ = images(3, torch.float64)
+    penalty = BanachR1(norm, gamma=2.0)
+    names = [n for n, _ in critic.named_parameters()]
+
+    def value(*params: torch.Tensor) -> torch.Tensor:
+        return penalty(
+            lambda x: functional_call(critic, dict(zip(names, params, strict=True)), (x,)), real
+        )
+
+    params = tuple(p.detach().clone().requires_grad_(True) for p in critic.parameters())
+    assert gradcheck(value, params)
+    assert gradgradcheck(value, params)
+
+
+def test_per_sample_on_a_batch_coupled_critic() -> None:
+    """Minibatch-mean coupling: the per-sample derivative differs from the batched one and
+    matches a brute-force loop over samples."""
+
+    def critic(x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(1)
+        return (flat * flat.mean(0, keepdim=True)).sum(1) + flat.square().sum(1)
+
+    real, _ = images(4, torch.float64)
+    got = BanachR1(gamma=2.0, per_sample=True)(critic, real)
+    batched = BanachR1(gamma=2.0)(critic, real)
+    rows = []
+    for i in range(4):
+        x = real.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(critic(x)[i], x)
+        rows.append(g[i].square().sum())
+    assert got.item() == pytest.approx(torch.stack(rows).mean().item(), rel=1e-12)
+    assert abs(got.item() - batched.item()) > 1e-3
+
+
+def test_zero_gradient_has_zero_penalty_and_finite_parameter_gradients() -> None:
+    """ReLU critic dead on the data: ||g|| = 0 exactly, and the double backward stays finite."""
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(192, 4), nn.ReLU(), nn.Linear(4, 1))
+    with torch.no_grad():
+        critic[1].bias.fill_(-100.0)
+    value = BanachR1(Lp(3))(critic, images()[0])
+    value.backward()
+    assert value.item() == 0.0
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in critic.parameters())
+
+
+def test_conditional_critic_receives_its_arguments() -> None:
+    labels = torch.arange(6)
+    seen = {}
+
+    def critic(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        seen["y"] = y
+        return x.flatten(1).sum(1) * (y + 1)
+
+    value = BanachR1(gamma=2.0)(critic, images()[0], y=labels)
+    assert seen["y"] is labels
+    # ||g||^2 = 192 (y + 1)^2, times gamma / 2 = 1
+    expected = (192 * (labels + 1.0) ** 2).mean()
+    assert value.item() == pytest.approx(expected.item())
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "words"),
+    [
+        (lambda: BanachR1(gamma=-1.0), ValueError, "gamma must be in [0, inf)"),
+        (lambda: BanachR1(gamma="auto"), TypeError, "gamma must be a real number"),
+        (lambda: BanachR2(gamma=float("nan")), ValueError, "gamma must be in"),
+        (lambda: BanachR1(norm="lp:q=2"), ValueError, "Accepted forms"),
+        (lambda: BanachR1(engine="jax"), ValueError, "engine must be 'func' or 'autograd'"),
+        (lambda: BanachR1(chunk_size=0), ValueError, "chunk_size must be a positive integer"),
+    ],
+)
+def test_bad_constructor_arguments(make, error, words: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error) as info:
+        make()
+    assert words in str(info.value)
+
+
+def test_bad_calls_raise_and_keep_the_last_stats() -> None:
+    r1, r2 = BanachR1(), BanachR2()
+    real, fake = images()
+    critic = ConvCritic()
+    r1(critic, real)
+    r2(critic, real, fake)
+    before = r1.stats, r2.stats
+    with pytest.raises(TypeError, match="BanachR2 penalises the gradient on generated"):
+        r2(critic, real)
+    with pytest.raises(ValueError, match="dtype differs"):
+        r1(critic, real, fake.double())
+    with pytest.raises(TypeError, match="critic must be callable"):
+        r1("critic", real)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="NaN or inf"):
+        r1(critic, real.clone().fill_(float("nan")))
+    assert (r1.stats, r2.stats) == before
+
+
+def test_checkpoint_records_the_norm() -> None:
+    state = BanachR1(Lp(10)).state_dict()
+    BanachR1(Lp(10)).load_state_dict(state)
+    with pytest.raises(RuntimeError, match=r"nothing was loaded: .*saved for norm 'lp:p=10'"):
+        BanachR1(L2()).load_state_dict(state)
+
+
+def test_repr() -> None:
+    text = repr(BanachR2("sobolev:s=-1.5", gamma=0.5))
+    assert text.startswith("BanachR2(") and "gamma=0.5" in text and "W^{-1.5,2}" in text
