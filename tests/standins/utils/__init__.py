@@ -1,0 +1,1 @@
+"""Stand-in for StudioGAN's ``src/utils`` package (only what lipreg's adapter imports)."""
