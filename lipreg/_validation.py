@@ -55,3 +55,20 @@ def check_real(
     if math.isnan(v) or v < low or v > high or (v == low and open_low) or (v == high and open_high):
         raise ValueError(f"{name} must be in {interval}, got {name}={value!r}")
     return v
+
+
+def check_pair(x: Tensor, y: Tensor, x_name: str, y_name: str) -> None:
+    """Raise unless ``x`` and ``y`` are batches with equal per-sample shape, dtype and device."""
+    check_batch(x, x_name)
+    check_batch(y, y_name)
+    for what, a, b in (
+        ("shape", x.shape[1:], y.shape[1:]),
+        ("dtype", x.dtype, y.dtype),
+        ("device", x.device, y.device),
+    ):
+        if a != b:
+            raise ValueError(
+                f"{x_name} and {y_name} must have the same per-sample shape, dtype and device; "
+                f"{what} differs: {x_name} {a} vs {y_name} {b} "
+                f"(move or cast {y_name} to match {x_name})"
+            )

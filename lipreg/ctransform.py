@@ -23,9 +23,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from lipreg._validation import check_pair
 from lipreg.derivative import Critic
 from lipreg.norms import Norm, parse_norm
-from lipreg.pairwise import check_pair, pairwise_distances
+from lipreg.pairwise import pairwise_distances
 
 
 def _check_scores(d_real: object, batch: int) -> Tensor:

@@ -5,24 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lipreg._validation import check_batch
+from lipreg._validation import check_pair
 from lipreg.norms import Norm, parse_norm
-
-
-def check_pair(x: Tensor, y: Tensor, x_name: str, y_name: str) -> None:
-    """Raise unless ``x`` and ``y`` are batches with equal per-sample shape, dtype and device."""
-    check_batch(x, x_name)
-    check_batch(y, y_name)
-    for what, a, b in (
-        ("shape", x.shape[1:], y.shape[1:]),
-        ("dtype", x.dtype, y.dtype),
-        ("device", x.device, y.device),
-    ):
-        if a != b:
-            raise ValueError(
-                f"{x_name} and {y_name} must have the same per-sample shape, dtype and device; "
-                f"{what} differs: {x_name} {a} vs {y_name} {b} (move or cast {y_name} to match)"
-            )
 
 
 def pairwise_distances(x: Tensor, y: Tensor, norm: Norm | str) -> Tensor:

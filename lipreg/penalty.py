@@ -19,6 +19,7 @@ from typing_extensions import Self
 
 from lipreg._state import CheckedState
 from lipreg._validation import check_batch
+from lipreg._validation import check_pair as _check_pair
 from lipreg.calibration import Calibration, Setting
 from lipreg.derivative import Critic, Engine, check_options, input_gradient
 from lipreg.norms import Norm, parse_norm
@@ -51,19 +52,8 @@ def check_pair(real: Tensor, fake: Tensor | None) -> None:
     """Raise unless ``real`` (and ``fake`` if given) are batches ``[B, ...]`` with the same
     per-sample shape, dtype and device."""
     check_batch(real, "real")
-    if fake is None:
-        return
-    check_batch(fake, "fake")
-    for what, a, b in (
-        ("shape", real.shape[1:], fake.shape[1:]),
-        ("dtype", real.dtype, fake.dtype),
-        ("device", real.device, fake.device),
-    ):
-        if a != b:
-            raise ValueError(
-                f"real and fake must have the same per-sample shape, dtype and device; {what} "
-                f"differs: real {a} vs fake {b} (move or cast fake to match real)"
-            )
+    if fake is not None:
+        _check_pair(real, fake, "real", "fake")
 
 
 def check_critic(critic: object) -> None:
