@@ -103,8 +103,8 @@ class GradientPenalty(NormPenalty):
     :meth:`_evaluation_points` and :meth:`_dual_norms`, and set their ``stats`` (a
     :class:`Stats`) once a call has succeeded. Checkpoints: see :class:`NormPenalty`.
 
-    Args: see :class:`BanachGP` (``norm``, ``sampling``, ``per_sample``, ``engine``,
-        ``chunk_size``, ``grad_scaler``, ``check_finite``).
+    The constructor arguments (``norm``, ``sampling``, ``per_sample``, ``engine``,
+    ``chunk_size``, ``grad_scaler``, ``check_finite``) are those of :class:`BanachGP`.
     """
 
     def __init__(

@@ -120,8 +120,13 @@ class BanachLoss:
         G: StyleGAN3's generator (``G.mapping``, ``G.synthesis``).
         augment_pipe: the host's augmentation module or None.
         r1_gamma: the host's R1 weight; the default of ``gamma`` for ``penalty="r1"``.
-        style_mixing_prob, pl_weight, pl_batch_shrink, pl_decay, pl_no_weight_grad,
-            blur_init_sigma, blur_fade_kimg: as in the host (the last three StyleGAN3 only).
+        style_mixing_prob: as in the host.
+        pl_weight: as in the host.
+        pl_batch_shrink: as in the host.
+        pl_decay: as in the host.
+        pl_no_weight_grad: as in the host (StyleGAN3 only).
+        blur_init_sigma: as in the host (StyleGAN3 only).
+        blur_fade_kimg: as in the host (StyleGAN3 only).
         norm: the norm of ``B``: a :class:`lipreg.Norm` or a spec like ``"sobolev:s=-1.5"``.
         penalty: ``"r1"`` or ``"gp"``.
         lam: BanachGP's ``lam`` (``penalty="gp"`` only).
