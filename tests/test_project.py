@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import math
+import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -24,25 +27,68 @@ def test_version_and_integrations_package() -> None:
     assert (Path(lipreg.__file__).parent / "py.typed").exists()
 
 
+MAIN_JOB_PREFIX = 'pip install -c constraints.txt -e ".[train]" && '
+
+
 def test_readme_has_the_two_commands() -> None:
     commands = re.findall(r"^(pip install .*)$", README, flags=re.MULTILINE)
     assert len(commands) == 2, commands
     main_job, tests = commands
-    assert "examples/regularise_critic.py" in main_job
+    assert main_job.startswith(MAIN_JOB_PREFIX + "lipreg train ")
     assert tests.endswith("&& python -m pytest")
     marker = README.index("<!-- test-command -->")
     assert README.index(tests) > marker  # .ci/run runs the line after the marker
     assert (ROOT / "examples" / "regularise_critic.py").exists()
 
 
+def _main_job_arguments(out: Path, steps: int) -> list[str]:
+    """The README's ``lipreg train`` arguments with fewer steps and another run directory."""
+    main_job = re.findall(r"^(pip install .*)$", README, flags=re.MULTILINE)[0]
+    args = shlex.split(main_job.removeprefix(MAIN_JOB_PREFIX))[1:]
+    for option, value in (
+        ("--steps", str(steps)),
+        ("--eval-every", str(steps)),
+        ("--out", str(out)),
+    ):
+        args[args.index(option) + 1] = value
+    return args
+
+
 @pytest.mark.slow
-def test_main_job_runs_and_prints_lam_gamma_and_penalty() -> None:
+def test_main_job_trains_and_writes_its_outputs(tmp_path: Path) -> None:
+    """The README's main job through the console script, with 2 steps instead of 500."""
+    script = Path(sys.executable).with_name("lipreg")
+    assert script.exists(), "the lipreg console script is not installed (pip install -e .)"
+    out = tmp_path / "run"
+    done = subprocess.run(
+        # fewer patches and evaluation samples keep the test short
+        [str(script), *_main_job_arguments(out, 2), "--data-size", "512", "--eval-samples", "64"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},  # small models; no thrashing on shared cores
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "scalars.jsonl").read_text().splitlines()]
+    training = [r for r in rows if "loss/critic" in r]
+    assert training and all(math.isfinite(v) for r in training for v in r.values())
+    assert training[-1]["lam"] > 0 and training[-1]["gamma"] > 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["norm"] == lipreg.parse_norm("sobolev:s=-1.5").spec
+    for name in ("checkpoint.pt", "samples/step_000002.png", "plots/losses.png"):
+        assert (out / name).is_file(), name
+
+
+@pytest.mark.slow
+def test_example_prints_lam_gamma_and_penalty() -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "regularise_critic.py"), "--steps", "20"],
         check=True,
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     ).stdout
     header, _, *rows = out.strip().splitlines()
     assert "lam" in header and "gamma" in header and "penalty" in header

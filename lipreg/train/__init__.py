@@ -1,1 +1,7 @@
-"""Reference training set-up of the Banach Wasserstein GAN paper (models for now)."""
+"""The reference trainer of lipreg (``lipreg train``; needs ``pip install 'lipreg[train]'``).
+
+The Banach Wasserstein GAN set-up of Adler & Lunz (2018) and the WGAN-GP toy suite: data
+(:mod:`~lipreg.train.data`), networks (:mod:`~lipreg.train.models`), the loop
+(:mod:`~lipreg.train.loop`), metrics, plots, checkpoints and the command line
+(:mod:`~lipreg.train.cli`).
+"""

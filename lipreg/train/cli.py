@@ -1,0 +1,397 @@
+"""``lipreg train`` / ``python -m lipreg.train``: the command line of the reference trainer.
+
+Options resolve as: the defaults of :class:`~lipreg.train.config.TrainConfig`, then
+``--preset``, then the options given explicitly; with ``--resume`` the checkpoint's
+configuration takes the place of the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lipreg.norms import parse_norm
+from lipreg.train.config import MODELS, PRECISIONS, PRESET_HELP, PRESETS, TrainConfig
+from lipreg.train.data import DATASETS
+from lipreg.train.penalties import PENALTIES
+
+_D = TrainConfig()
+
+_DESCRIPTION = """\
+Train a Wasserstein GAN whose critic is regularised by a lipreg penalty,
+
+    d_loss = d_fake.mean() - d_real.mean() + penalty(critic, real, fake)
+
+on toy 2-D data, embedded images (no downloads), CIFAR-10 or a folder of images. Writes
+scalars (scalars.jsonl, TensorBoard), sample grids, metrics, plots and checkpoints to --out.
+Several processes: torchrun --nproc_per_node N -m lipreg.train ... (batch sizes are global).
+"""
+
+_EPILOG = """\
+examples:
+  lipreg train --data 8gaussians --steps 2000 --norm lp:p=1 --lam auto --gamma auto
+  lipreg train --norm sobolev:s=-1.5 --lam auto --gamma auto --model dcgan --width 16
+  lipreg train --preset bwgan-cifar10 --data-root ~/data --inception-weights pt_inception.pth
+  lipreg train --resume runs/lipreg            # continue an interrupted run exactly
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 (0: off), got {text!r}")
+    return value
+
+
+def _number(
+    low: float, high: float, *, open_low: bool, open_high: bool, auto: bool = False
+) -> Callable[[str], Any]:
+    """A parser of numbers in an interval (and of ``auto`` when allowed)."""
+    interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+    expected = f"expected {'auto or ' if auto else ''}a number in {interval}"
+
+    def parse(text: str) -> float | str:
+        if auto and text.strip().lower() == "auto":
+            return "auto"
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
+        inside = (value > low if open_low else value >= low) and (
+            value < high if open_high else value <= high
+        )
+        if math.isnan(value) or not inside:
+            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _norm(text: str) -> str:
+    try:
+        return parse_norm(text).spec
+    except (TypeError, ValueError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _existing_file(text: str) -> str:
+    if not Path(text).expanduser().is_file():
+        raise argparse.ArgumentTypeError(f"no file at {text!r}")
+    return str(Path(text).expanduser())
+
+
+def _device(text: str) -> str:
+    import torch
+
+    if text == "auto":
+        return text
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a device; use auto, cpu, cuda or cuda:N"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available here; use cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"{text!r}: the trainer runs on cpu or cuda")
+    return text
+
+
+def _default(name: str) -> str:
+    value = getattr(_D, name)
+    if isinstance(value, tuple):
+        value = " ".join(map(str, value))
+    return f"(default: {value})"
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of ``lipreg train``; options left out are absent from the result
+    (``argparse.SUPPRESS``), so presets and checkpoints can supply them."""
+    p = argparse.ArgumentParser(
+        prog=prog or "lipreg train",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="start from a published configuration; options given explicitly override it. "
+        + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()),
+    )
+    data = p.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        choices=list(DATASETS),
+        help="the training data: "
+        + "; ".join(f"{k}: {v.description}" for k, v in DATASETS.items())
+        + f" {_default('data')}",
+    )
+    data.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help="directory of cifar10 (cifar-10-batches-py or its parent) or folder data",
+    )
+    data.add_argument(
+        "--image-size",
+        type=_positive_int,
+        metavar="N",
+        help="side of the square training images (patch size for patches, a resize for the "
+        "others); generators need 4 * 2**k (default: the data's own, 32 for patches)",
+    )
+    data.add_argument(
+        "--data-size",
+        type=_positive_int,
+        metavar="N",
+        help="samples generated for toy data and patches, or a seeded random subset of the "
+        "others (default: 100000 toy points, 10000 patches, all images)",
+    )
+    models = p.add_argument_group("models")
+    models.add_argument(
+        "--model",
+        choices=MODELS,
+        help="networks: resnet (the paper's CIFAR-10 pair), dcgan, mlp (WGAN-GP toy, 3 x 512); "
+        f"auto picks mlp for points, resnet for 32x32 images, dcgan otherwise {_default('model')}",
+    )
+    models.add_argument(
+        "--width",
+        type=_positive_int,
+        metavar="N",
+        help="channels (resnet 128, dcgan 64) or hidden units (mlp 512) (default: those)",
+    )
+    models.add_argument(
+        "--z-dim",
+        type=_positive_int,
+        metavar="N",
+        help="noise dimension (default: 128 for images, 2 for toy data)",
+    )
+    pen = p.add_argument_group("penalty")
+    pen.add_argument(
+        "--penalty",
+        choices=sorted(PENALTIES),
+        help="; ".join(f"{k}: {v.description}" for k, v in PENALTIES.items())
+        + f" {_default('penalty')}",
+    )
+    pen.add_argument(
+        "--norm",
+        type=_norm,
+        metavar="SPEC",
+        help="the norm of B: l2 | lp:p=P (1 <= P <= inf) | sobolev:s=S[,p=P][,c=C], e.g. "
+        f"sobolev:s=-1.5 for W^(-3/2,2) {_default('norm')}",
+    )
+    pen.add_argument(
+        "--lam",
+        type=_number(0, math.inf, open_low=False, open_high=True, auto=True),
+        metavar="auto|X",
+        help="penalty weight lam >= 0, or auto: lam = E||X||_B over real data (the paper's "
+        f"rule) {_default('lam')}",
+    )
+    pen.add_argument(
+        "--gamma",
+        type=_number(0, math.inf, open_low=True, open_high=True, auto=True),
+        metavar="auto|X",
+        help="Lipschitz constant gamma > 0, or auto: gamma = E||X||_B* over real data "
+        f"{_default('gamma')}",
+    )
+    pen.add_argument(
+        "--drift",
+        type=_number(0, math.inf, open_low=False, open_high=True),
+        metavar="X",
+        help="weight of the drift term X * E[D(real)^2] in the critic loss (1e-5 in the "
+        f"paper's code) {_default('drift')}",
+    )
+    pen.add_argument(
+        "--lazy-every",
+        type=_positive_int,
+        metavar="K",
+        help="lazy regularisation: apply the penalty on every K-th critic step only, times K "
+        f"(StyleGAN2 uses 16 with r1) {_default('lazy_every')}",
+    )
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument(
+        "--steps", type=_positive_int, metavar="N", help=f"generator steps {_default('steps')}"
+    )
+    opt.add_argument(
+        "--n-critic",
+        type=_positive_int,
+        metavar="N",
+        help=f"critic steps per generator step {_default('n_critic')}",
+    )
+    opt.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        metavar="N",
+        help=f"real and fake samples per critic step, over all processes {_default('batch_size')}",
+    )
+    opt.add_argument(
+        "--gen-batch-size",
+        type=_positive_int,
+        metavar="N",
+        help=f"samples per generator step, over all processes {_default('gen_batch_size')}",
+    )
+    opt.add_argument(
+        "--lr",
+        type=_number(0, math.inf, open_low=True, open_high=True),
+        metavar="X",
+        help=f"Adam learning rate of both networks {_default('lr')}",
+    )
+    opt.add_argument(
+        "--betas",
+        type=_number(0, 1, open_low=False, open_high=True),
+        nargs=2,
+        metavar=("B1", "B2"),
+        help=f"Adam betas {_default('betas')}",
+    )
+    opt.add_argument(
+        "--lr-decay",
+        choices=("linear", "none"),
+        help=f"linear: learning rates fall linearly to zero at --steps {_default('lr_decay')}",
+    )
+    opt.add_argument(
+        "--ema",
+        type=_number(0, 1, open_low=False, open_high=True),
+        metavar="DECAY",
+        help="decay of the generator's exponential moving average used for samples and "
+        f"metrics; 0 turns it off {_default('ema')}",
+    )
+    opt.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="32: float32; bf16 / fp16: autocast (fp16 with GradScalers, also inside the "
+        f"penalty) {_default('precision')}",
+    )
+    opt.add_argument(
+        "--device",
+        type=_device,
+        help="auto (cuda if available), cpu, cuda, cuda:N; under torchrun each process uses "
+        f"cuda:LOCAL_RANK {_default('device')}",
+    )
+    opt.add_argument(
+        "--seed", type=_count, metavar="N", help=f"seed of data, weights, noise {_default('seed')}"
+    )
+    outs = p.add_argument_group("outputs")
+    outs.add_argument("--out", metavar="DIR", help=f"run directory {_default('out')}")
+    outs.add_argument(
+        "--log-every",
+        type=_positive_int,
+        metavar="N",
+        help=f"write scalars every N steps {_default('log_every')}",
+    )
+    outs.add_argument(
+        "--eval-every",
+        type=_count,
+        metavar="N",
+        help="sample grid and metrics every N steps (and at the end); 0: only at the end "
+        f"{_default('eval_every')}",
+    )
+    outs.add_argument(
+        "--eval-samples",
+        type=_positive_int,
+        metavar="N",
+        help=f"generated and real samples per evaluation {_default('eval_samples')}",
+    )
+    outs.add_argument(
+        "--checkpoint-every",
+        type=_count,
+        metavar="N",
+        help="checkpoint every N steps (always at the end and on SIGINT/SIGTERM); 0: only "
+        f"then {_default('checkpoint_every')}",
+    )
+    outs.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue exactly from a checkpoint (a checkpoint.pt or its run directory) with "
+        "its settings; --steps and output options may change",
+    )
+    outs.add_argument(
+        "--inception-weights",
+        type=_existing_file,
+        metavar="PATH",
+        help="local Inception weights for IS, FID and KID (through torch-fidelity); without "
+        "them those metrics are skipped",
+    )
+    outs.add_argument(
+        "--tensorboard",
+        action=argparse.BooleanOptionalAction,
+        help="also write TensorBoard events when tensorboard is installed (default: on)",
+    )
+    outs.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        help="show a progress bar (default: on)",
+    )
+    return p
+
+
+def parse_config(
+    argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None
+) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """The configuration and the checkpoint to resume (or None) that ``argv`` asks for; a bad
+    option exits through ``parser.error`` with a message naming it."""
+    from lipreg.train import checkpoint
+
+    parser = parser or build_parser()
+    given = vars(parser.parse_args(argv))
+    resume_path = given.pop("resume", None)
+    preset = given.pop("preset", None)
+    resume = None
+    values: dict[str, Any] = {}
+    if resume_path is not None:
+        try:
+            resume = checkpoint.load(resume_path)
+        except checkpoint.CheckpointError as e:
+            parser.error(str(e))
+        values.update(resume["config"])
+    if preset is not None:
+        values.update(PRESETS[preset])
+    values.update(given)
+    if "betas" in values:
+        values["betas"] = tuple(values["betas"])
+    try:
+        config = TrainConfig.from_dict(values)
+    except ValueError as e:
+        parser.error(str(e))
+    return config, resume
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Run ``lipreg train`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    from lipreg.train.checkpoint import CheckpointError
+    from lipreg.train.loop import Trainer
+
+    parser = build_parser(prog)
+    config, resume = parse_config(argv, parser)
+    try:
+        trainer = Trainer(config, resume)
+    except (ValueError, CheckpointError) as e:
+        parser.error(str(e))
+    try:
+        summary = trainer.run()
+    finally:
+        trainer.close()
+    if trainer.ctx.main and summary.files:
+        print("lipreg train: wrote " + ", ".join(str(f) for f in summary.files))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

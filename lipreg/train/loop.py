@@ -1,0 +1,429 @@
+"""The training loop of ``lipreg train``: a Wasserstein GAN whose critic loss is the one line
+
+    d_loss = d_fake.mean() - d_real.mean() + penalty(critic, real, fake)
+
+plus the drift term ``drift * E[D(real)^2]`` (Progressive GAN, Karras et al. 2018; 1e-5 in
+the paper's reference code). Per generator step: ``n_critic`` critic steps on fresh real
+batches and fresh fakes, then one generator step on ``-E D(G(z))``, a weight average (EMA)
+of the generator, and linear decay of both learning rates to zero over ``steps`` generator
+steps.
+
+:class:`Trainer` builds everything from a :class:`~lipreg.train.config.TrainConfig`;
+:meth:`Trainer.critic_step`, :meth:`Trainer.generator_step` and :meth:`Trainer.iteration`
+are the steps of the loop, :meth:`Trainer.run` the loop itself with logging, evaluation,
+checkpoints and a clean stop on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.swa_utils import AveragedModel
+
+from lipreg.train import checkpoint
+from lipreg.train.batches import Batches
+from lipreg.train.config import RUNTIME_FIELDS, TrainConfig
+from lipreg.train.data import load_dataset
+from lipreg.train.distributed import Context, any_rank, gather, setup, teardown, wrap
+from lipreg.train.evaluate import Evaluator
+from lipreg.train.models import build_models
+from lipreg.train.penalties import PENALTIES, build_penalty, penalty_scalars
+from lipreg.train.scalars import ScalarLog
+from lipreg.train.signals import StopRequest
+
+_AMP_DTYPES = {"32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Summary:
+    """The outcome of :meth:`Trainer.run`."""
+
+    step: int  #: generator steps done
+    out: Path  #: the run directory
+    interrupted: bool  #: stopped by SIGINT/SIGTERM (a checkpoint was saved)
+    files: list[Path] = field(default_factory=list)  #: files written at the end
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """``module``'s parameters do not require gradients inside the block (the generator step
+    needs gradients through the critic, not of it)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
+
+
+AvgFn = Callable[[Sequence[Tensor], Sequence[Tensor], "Tensor | int"], None]
+
+
+def ema_update(decay: float) -> AvgFn:
+    """The ``multi_avg_fn`` of the generator's weight average (``AveragedModel``):
+
+        w_ema <- d_t w_ema + (1 - d_t) w,   d_t = min(decay, (1 + t) / (10 + t)),
+
+    ``t`` the number of averages so far (``AveragedModel`` copies the weights at ``t = 0``).
+    The warm-up ``(1 + t) / (10 + t)`` is TensorFlow's ``ExponentialMovingAverage`` with
+    ``num_updates``: early samples are not dominated by the initial weights (toy runs of a
+    few hundred steps), and after ``10 / (1 - decay)`` steps the decay is constant. Integer
+    buffers (batch norm's ``num_batches_tracked``) are copied.
+    """
+
+    @torch.no_grad()
+    def update(averaged: Sequence[Tensor], current: Sequence[Tensor], t: Tensor | int) -> None:
+        if not averaged[0].is_floating_point():
+            torch._foreach_copy_(list(averaged), list(current))
+            return
+        n = float(t)
+        d_t = min(decay, (1.0 + n) / (10.0 + n))
+        torch._foreach_lerp_(list(averaged), list(current), 1.0 - d_t)
+
+    return update
+
+
+def _describe(penalty: nn.Module) -> str:
+    """``Name(options)`` on one line (with lam and gamma for calibrated penalties)."""
+    calibration = getattr(penalty, "calibration", None)
+    settings = "" if calibration is None else ", " + calibration.extra_repr()
+    inner = f"{type(penalty).__name__}({penalty.extra_repr()}{settings})"
+    wrapped = getattr(penalty, "penalty", None)
+    return f"{inner} of {_describe(wrapped)}" if isinstance(wrapped, nn.Module) else inner
+
+
+def _seed_everything(seed: int, rank: int) -> None:
+    """Independent streams per (seed, rank) for Python and torch (noise and the penalty's
+    interpolation weights)."""
+    derived = int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+    random.seed(derived)
+    torch.manual_seed(derived)
+
+
+class Trainer:
+    """A training run, built from ``config`` (and resumed from ``resume``, a checkpoint dict
+    from :func:`lipreg.train.checkpoint.load`).
+
+    Batch sizes are global: each of the ``world`` processes draws ``batch_size / world`` real
+    samples per critic step and ``gen_batch_size / world`` noise vectors per generator step,
+    and DDP averages the gradients, so the update equals a single process's on the whole
+    batch.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        resume: dict[str, Any] | None = None,
+        ctx: Context | None = None,
+    ) -> None:
+        self.config = c = config.checked()
+        self.ctx = ctx if ctx is not None else setup(c.device)
+        self.device = self.ctx.device
+        world = self.ctx.world
+        for name in ("batch_size", "gen_batch_size"):
+            if getattr(c, name) % world:
+                raise ValueError(
+                    f"--{name.replace('_', '-')} {getattr(c, name)} is the global batch and must "
+                    f"be divisible by the number of processes ({world})"
+                )
+        try:
+            self.data = load_dataset(
+                c.data,
+                root=c.data_root,
+                image_size=c.image_size,
+                seed=c.seed,
+                size=c.data_size,
+            )
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"--data {c.data}: {e}") from e
+        torch.manual_seed(c.seed)  # the same initial weights on every process
+        g, d, self.z_dim = build_models(c.model, self.data.sample_shape, c.width, c.z_dim)
+        self.g, self.d = g.to(self.device), d.to(self.device)
+        self.generator, self.critic = wrap(self.g, self.ctx), wrap(self.d, self.ctx)
+        self.ema = (
+            AveragedModel(self.g, multi_avg_fn=ema_update(c.ema), use_buffers=True)
+            if c.ema > 0
+            else None
+        )
+        betas = (float(c.betas[0]), float(c.betas[1]))
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=c.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=c.lr, betas=betas)
+        self.sched_g = LambdaLR(self.opt_g, self._lr_factor)
+        self.sched_d = LambdaLR(self.opt_d, self._lr_factor)
+        self.amp_dtype = _AMP_DTYPES[c.precision]
+        fp16 = c.precision == "fp16"
+        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.penalty = build_penalty(c, self.scaler_d, "func").to(self.device)
+        self.batches = Batches(self.data, c.batch_size // world, c.seed, self.ctx.rank, world)
+        self.step = 0
+        _seed_everything(c.seed, self.ctx.rank)
+        if resume is not None:
+            self._load(resume)
+        self.last: dict[str, Tensor] = {}
+
+    def _lr_factor(self, step: int) -> float:
+        """Linear decay to zero at ``steps`` (or a constant rate)."""
+        if self.config.lr_decay == "none":
+            return 1.0
+        return max(0.0, 1.0 - step / self.config.steps)
+
+    def autocast(self) -> AbstractContextManager[Any]:
+        """Mixed precision for forward passes (``--precision bf16|fp16``)."""
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    def critic_step(self) -> None:
+        """One critic update on a fresh real batch and fresh fakes."""
+        real = next(self.batches).to(self.device, non_blocking=True)
+        z = torch.randn(real.shape[0], self.z_dim, device=self.device)
+        with torch.no_grad(), self.autocast():
+            fake = self.generator(z).to(real.dtype)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.critic_backward(real, fake)
+        self.scaler_d.step(self.opt_d)
+        self.scaler_d.update()
+
+    def critic_backward(self, real: Tensor, fake: Tensor) -> None:
+        """The critic loss on ``real`` and ``fake`` ``[B, ...]``, backpropagated into the
+        critic's gradients (scaled under fp16)."""
+        with self.autocast():
+            d_real, d_fake = self.critic(real), self.critic(fake)
+            d_loss = d_fake.mean() - d_real.mean() + self.penalty(self.critic, real, fake)
+            d_loss = d_loss + self.config.drift * d_real.float().square().mean()
+        self.scaler_d.scale(d_loss).backward()
+        self.last = {
+            "loss/critic": d_loss.detach(),
+            "critic_gap": (d_real.mean() - d_fake.mean()).detach(),
+            **penalty_scalars(self.penalty),
+        }
+
+    def generator_step(self) -> None:
+        """One generator update on ``-E D(G(z))``, then the weight average."""
+        z = torch.randn(
+            self.config.gen_batch_size // self.ctx.world, self.z_dim, device=self.device
+        )
+        with self.autocast(), frozen(self.d):
+            g_loss = -self.d(self.generator(z)).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler_g.scale(g_loss).backward()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
+        if self.ema is not None:
+            self.ema.update_parameters(self.g)
+        self.last["loss/generator"] = g_loss.detach()
+
+    def iteration(self) -> None:
+        """``n_critic`` critic steps, one generator step, learning-rate decay."""
+        for _ in range(self.config.n_critic):
+            self.critic_step()
+        self.generator_step()
+        with warnings.catch_warnings():
+            # A GradScaler skips the optimiser steps that overflow (fp16); the schedule
+            # still advances with the iteration, which torch would warn about.
+            warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)`")
+            self.sched_d.step()
+            self.sched_g.step()
+        self.step += 1
+
+    def run(self) -> Summary:
+        """Train until ``steps`` (or a signal), logging, evaluating and checkpointing."""
+        c, main = self.config, self.ctx.main
+        out = Path(c.out)
+        resumed = self.step if self.step > 0 else None
+        log = ScalarLog(out, c.tensorboard, resume_step=resumed) if main else None
+        evaluator = Evaluator(self, out) if main else None
+        if main:
+            (out / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
+            self._announce(log, evaluator)
+        if evaluator is not None and c.eval_every and resumed is None:
+            self._write_metrics(log, evaluator.evaluate(0))  # the starting point of the curves
+        bar = self._progress_bar()
+        stop = StopRequest()
+        interrupted = False
+        tick, ticked_at = time.perf_counter(), self.step
+        saved_at = self.step if resumed is not None else -1
+        try:
+            with stop.installed():
+                while self.step < c.steps:
+                    self.iteration()
+                    if self.step % c.log_every == 0 or self.step == c.steps:
+                        now = time.perf_counter()
+                        images = (self.step - ticked_at) * c.n_critic * c.batch_size
+                        rate = images / max(now - tick, 1e-9)
+                        tick, ticked_at = now, self.step
+                        self._log(log, bar, rate)
+                    if evaluator is not None and c.eval_every and self.step % c.eval_every == 0:
+                        started = time.perf_counter()
+                        self._write_metrics(log, evaluator.evaluate(self.step))
+                        tick += time.perf_counter() - started  # images/s counts training only
+                    if any_rank(stop.requested, self.ctx):
+                        interrupted = True
+                        break
+                    if c.checkpoint_every and self.step % c.checkpoint_every == 0:
+                        self.save(out / "checkpoint.pt")
+                        saved_at = self.step
+            if saved_at != self.step:
+                self.save(out / "checkpoint.pt")
+        finally:
+            if bar is not None:
+                bar.close()
+        files: list[Path] = []
+        if main:
+            assert log is not None
+            assert evaluator is not None
+            if interrupted:
+                print(
+                    f"lipreg train: stopped by {stop.signal_name or 'a signal'} after step "
+                    f"{self.step}; checkpoint saved. Continue with: lipreg train --resume {out}"
+                )
+            else:
+                if not c.eval_every or self.step % c.eval_every:
+                    self._write_metrics(log, evaluator.evaluate(self.step))
+                files = evaluator.finish(self.step, log.path)
+            log.close()
+        return Summary(step=self.step, out=out, interrupted=interrupted, files=files)
+
+    # ---- outputs ----------------------------------------------------------------------------
+
+    def scalars(self) -> dict[str, float]:
+        """The last iteration's scalars as floats (one host synchronisation)."""
+        values = {k: float(v) for k, v in self.last.items()}
+        values["wasserstein"] = self._wasserstein(values)
+        values["lr"] = float(self.sched_g.get_last_lr()[0])
+        return values
+
+    def _wasserstein(self, values: dict[str, float]) -> float:
+        """``(E D(real) - E D(fake)) / gamma``: for a gamma-Lipschitz critic the estimate of
+        the Wasserstein-1 distance in ``B``; the raw gap for penalties without a gamma."""
+        gap = values["critic_gap"]
+        lipschitz = PENALTIES[self.config.penalty].lipschitz and "gamma" in values
+        return gap / values["gamma"] if lipschitz else gap
+
+    def _log(self, log: ScalarLog | None, bar: Any, rate: float) -> None:
+        if log is None:
+            return
+        values = {**self.scalars(), "images_per_s": rate}
+        log.write(self.step, values)
+        if bar is not None:
+            shown = {"W": "wasserstein", "pen": "penalty", "lam": "lam", "gamma": "gamma"}
+            post = {k: f"{values[v]:.4g}" for k, v in shown.items() if v in values}
+            bar.set_postfix(**post, img_s=f"{rate:.0f}", refresh=False)
+            bar.update(self.step - bar.n)
+
+    def _write_metrics(self, log: ScalarLog | None, metrics: dict[str, float]) -> None:
+        if log is not None and metrics:
+            log.write(self.step, metrics)
+
+    def _progress_bar(self) -> Any:
+        if not (self.config.progress and self.ctx.main):
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.config.steps, initial=self.step, unit="step", dynamic_ncols=True)
+
+    def _announce(self, log: ScalarLog | None, evaluator: Evaluator | None) -> None:
+        c = self.config
+        sizes = [sum(p.numel() for p in m.parameters()) for m in (self.g, self.d)]
+        print(
+            f"lipreg train: {self.data!r}; generator {type(self.g).__name__} "
+            f"({sizes[0]:,} parameters), critic {type(self.d).__name__} ({sizes[1]:,}); "
+            f"penalty {_describe(self.penalty)}; {c.steps} steps on {self.ctx.world} x "
+            f"{self.device}, "
+            f"precision {c.precision}; writing to {c.out}"
+        )
+        for note in (log.tensorboard_note if log else "", evaluator.note if evaluator else ""):
+            if note:
+                print(f"lipreg train: {note}")
+
+    # ---- checkpoints ------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (this process's random state only)."""
+        return {
+            "step": self.step,
+            "config": self.config.to_dict(),
+            "generator": self.g.state_dict(),
+            "critic": self.d.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "sched_d": self.sched_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
+            "penalty": self.penalty.state_dict(),
+            "batches": self.batches.state_dict(),
+        }
+
+    def save(self, path: Path) -> None:
+        """Write a checkpoint from rank 0 holding every process's random state (every
+        process must call this)."""
+        states = gather(checkpoint.rng_state(), self.ctx)
+        if self.ctx.main:
+            checkpoint.save(path, {**self.state(), "rng": states})
+
+    def _load(self, state: dict[str, Any]) -> None:
+        saved = TrainConfig.from_dict(state["config"])
+        differ = [
+            f"--{k.replace('_', '-')} {getattr(saved, k)!r} (this run: {getattr(self.config, k)!r})"
+            for k in saved.to_dict()
+            if k not in RUNTIME_FIELDS and getattr(saved, k) != getattr(self.config, k)
+        ]
+        if differ:
+            raise checkpoint.CheckpointError(
+                "--resume: the checkpoint was written with other settings: "
+                + "; ".join(differ)
+                + ". Resume with the checkpoint's settings (drop those options) or start a new run"
+            )
+        if (state["ema"] is None) != (self.ema is None):
+            raise checkpoint.CheckpointError("--resume: the checkpoint's --ema setting differs")
+        try:
+            self.g.load_state_dict(state["generator"])
+            self.d.load_state_dict(state["critic"])
+            if self.ema is not None:
+                self.ema.load_state_dict(state["ema"])
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+            self.sched_g.load_state_dict(state["sched_g"])
+            self.sched_d.load_state_dict(state["sched_d"])
+            self.scaler_g.load_state_dict(state["scaler_g"])
+            self.scaler_d.load_state_dict(state["scaler_d"])
+            self.penalty.load_state_dict(state["penalty"])
+            self.batches.load_state_dict(state["batches"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as e:
+            raise checkpoint.CheckpointError(
+                f"--resume: the checkpoint does not fit this run's models and optimisers: {e}"
+            ) from e
+        self.step = int(state["step"])
+        rng = state["rng"]
+        if len(rng) == self.ctx.world:
+            checkpoint.set_rng_state(rng[self.ctx.rank])
+        else:
+            _seed_everything(self.config.seed + self.step, self.ctx.rank)
+            if self.ctx.main:
+                print(
+                    f"lipreg train: the checkpoint was written by {len(rng)} processes, this run "
+                    f"has {self.ctx.world}; random streams are reseeded (not a bitwise "
+                    "continuation)"
+                )
+
+    def close(self) -> None:
+        """Leave the process group if this trainer joined it."""
+        teardown(self.ctx)

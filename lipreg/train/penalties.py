@@ -1,0 +1,113 @@
+"""The penalties ``--penalty`` offers, built from the run's ``--norm``, ``--lam``, ``--gamma``.
+
+Every one is called as ``penalty(critic, real, fake)`` in the critic loss and leaves detached
+statistics in ``penalty.stats``. ``--lazy-every K`` wraps any of them in
+:class:`lipreg.Lazy` (evaluated on every K-th critic step, times K; StyleGAN2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from lipreg import BanachGP, BanachR1, BanachR2, FiniteDifferenceGP, Lazy
+from lipreg.derivative import Engine
+from lipreg.train.config import TrainConfig
+
+Scaler = torch.amp.GradScaler | None
+
+
+@dataclass(frozen=True)
+class PenaltyKind:
+    """A ``--penalty`` choice."""
+
+    description: str  #: one line for --help
+    build: Callable[[TrainConfig, Scaler, Engine], nn.Module]
+    #: whether it makes the critic gamma-Lipschitz, so that (E D(real) - E D(fake)) / gamma
+    #: estimates the Wasserstein-1 distance (False for R1/R2, whose gamma is a weight)
+    lipschitz: bool = True
+
+
+def _gp(sampling: str, one_sided: bool) -> Callable[[TrainConfig, Scaler, Engine], nn.Module]:
+    def build(c: TrainConfig, scaler: Scaler, engine: Engine) -> nn.Module:
+        return BanachGP(
+            norm=c.norm,
+            lam=c.lam,  # type: ignore[arg-type]  # "auto" or a float, checked by the config
+            gamma=c.gamma,  # type: ignore[arg-type]
+            sampling=sampling,
+            one_sided=one_sided,
+            engine=engine,
+            grad_scaler=scaler,
+        )
+
+    return build
+
+
+def _zero_centred(cls: type[BanachR1] | type[BanachR2]) -> Callable[..., nn.Module]:
+    def build(c: TrainConfig, scaler: Scaler, engine: Engine) -> nn.Module:
+        if not isinstance(c.gamma, float):
+            raise ValueError(
+                f"--penalty {c.penalty} takes a fixed --gamma, its weight (10 in StyleGAN2), "
+                f"not {c.gamma!r}"
+            )
+        return cls(norm=c.norm, gamma=c.gamma, engine=engine, grad_scaler=scaler)
+
+    return build
+
+
+def _finite_difference(c: TrainConfig, scaler: Scaler, engine: Engine) -> nn.Module:
+    return FiniteDifferenceGP(norm=c.norm, lam=c.lam, gamma=c.gamma)  # type: ignore[arg-type]
+
+
+PENALTIES: dict[str, PenaltyKind] = {
+    "gp": PenaltyKind(
+        "BanachGP, lam*gamma*E[(||dD(x_hat)||_B* / gamma - 1)^2] on interpolates "
+        "(WGAN-GP for --norm l2 --lam 10 --gamma 1; BWGAN with other norms)",
+        _gp("interpolate", one_sided=False),
+    ),
+    "lp": PenaltyKind(
+        "one-sided BanachGP: only ||dD||_B* > gamma is penalised (WGAN-LP, Petzka et al. 2018)",
+        _gp("interpolate", one_sided=True),
+    ),
+    "dragan": PenaltyKind(
+        "BanachGP at DRAGAN's points, between real samples and their perturbations "
+        "(Kodali et al. 2017)",
+        _gp("dragan_interpolate", one_sided=False),
+    ),
+    "fd": PenaltyKind(
+        "FiniteDifferenceGP: one-sided penalty on |D(x) - D(y)| / ||x - y||_B over real-fake "
+        "pairs, no double backward (CT-GAN / LP-GAN family)",
+        _finite_difference,
+    ),
+    "r1": PenaltyKind(
+        "BanachR1, (gamma/2) E||dD(real)||_B*^2 with --gamma its weight (Mescheder et al. 2018)",
+        _zero_centred(BanachR1),
+        lipschitz=False,
+    ),
+    "r2": PenaltyKind(
+        "BanachR2, (gamma/2) E||dD(fake)||_B*^2 with --gamma its weight",
+        _zero_centred(BanachR2),
+        lipschitz=False,
+    ),
+}
+
+
+def build_penalty(config: TrainConfig, grad_scaler: Scaler, engine: Engine) -> nn.Module:
+    """The penalty named ``config.penalty`` (lazily applied with ``lazy_every > 1``)."""
+    if config.penalty not in PENALTIES:
+        raise ValueError(f"--penalty must be one of {sorted(PENALTIES)}, got {config.penalty!r}")
+    penalty = PENALTIES[config.penalty].build(config, grad_scaler, engine)
+    return penalty if config.lazy_every == 1 else Lazy(penalty, every=config.lazy_every)
+
+
+def penalty_scalars(penalty: nn.Module) -> dict[str, Tensor]:
+    """The statistics of the last evaluating call as 0-dim tensors (read them only when
+    logging): ``penalty``, dual norm (or quotient) statistics, ``lam``, ``gamma``."""
+    inner = penalty.penalty if isinstance(penalty, Lazy) else penalty
+    stats = getattr(inner, "stats", None)
+    if stats is None:
+        return {}
+    return {k: v for k, v in vars(stats).items() if isinstance(v, Tensor)}

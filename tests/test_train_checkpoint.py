@@ -1,0 +1,163 @@
+"""Checkpoints: exact resumption, stopping on signals, atomic writes, and clear errors for
+corrupt or foreign files."""
+
+from __future__ import annotations
+
+import fractions
+import os
+import random
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from train_helpers import image_config, one_thread, restore_threads, toy_config, training_rows
+
+from lipreg.train import checkpoint
+from lipreg.train.checkpoint import CheckpointError
+from lipreg.train.cli import main
+from lipreg.train.config import TrainConfig
+from lipreg.train.loop import Trainer
+
+setup_module, teardown_module = one_thread, restore_threads
+
+
+def _interrupt_at(trainer: Trainer, step: int, signum: int) -> None:
+    """Send ``signum`` to this process right after iteration ``step`` (as a user would)."""
+    original = trainer.iteration
+
+    def iteration() -> None:
+        original()
+        if trainer.step == step:
+            os.kill(os.getpid(), signum)
+
+    trainer.iteration = iteration  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize(
+    ("make", "signum"),
+    [(toy_config, signal.SIGTERM), (image_config, signal.SIGINT)],
+    ids=["toy-SIGTERM", "images-SIGINT"],
+)
+def test_resume_continues_exactly(tmp_path: Path, make, signum: int) -> None:  # type: ignore[no-untyped-def]
+    steps = 6
+    whole = make(tmp_path / "whole", steps=steps, eval_every=2)
+    Trainer(whole).run()
+
+    part = make(tmp_path / "part", steps=steps, eval_every=2)
+    first = Trainer(part)
+    _interrupt_at(first, 3, signum)
+    summary = first.run()
+    assert summary.interrupted and summary.step == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    state = checkpoint.load(tmp_path / "part")
+    assert state["step"] == 3 and len(state["rng"]) == 1
+
+    resumed = Trainer(part, resume=state)
+    assert resumed.step == 3
+    assert not resumed.run().interrupted
+    expected, got = training_rows(tmp_path / "whole"), training_rows(tmp_path / "part")
+    assert sorted(got) == list(range(1, steps + 1))
+    assert got == expected  # bitwise: every loss, penalty, lam, gamma of steps 1..6
+    final = [checkpoint.load(tmp_path / d) for d in ("whole", "part")]
+    for key in ("generator", "critic", "ema", "penalty"):
+        for name, tensor in final[0][key].items():
+            if isinstance(tensor, torch.Tensor):
+                assert torch.equal(tensor, final[1][key][name]), (key, name)
+
+
+def test_resume_from_the_command_line_uses_the_saved_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    args = ["--data", "8gaussians", "--data-size", "64", "--width", "8", "--batch-size", "16"]
+    assert main([*args, "--steps", "2", "--out", str(out), "--no-progress"]) == 0
+    assert main(["--resume", str(out), "--steps", "3"]) == 0
+    assert checkpoint.load(out / "checkpoint.pt")["step"] == 3
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["--resume", str(out), "--norm", "lp:p=3"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--norm 'l2'" in err and "lp:p=3" in err and "other settings" in err
+
+
+def test_checkpoint_holds_everything_and_loads_with_weights_only(tmp_path: Path) -> None:
+    trainer = Trainer(image_config(tmp_path / "run", precision="fp16", steps=1))
+    trainer.run()
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["format"] == checkpoint.FORMAT and state["step"] == 1
+    assert set(state) >= {"generator", "critic", "ema", "opt_g", "opt_d", "sched_g", "sched_d"}
+    assert state["scaler_d"]["scale"] > 0  # fp16: the scaler's state is kept
+    assert set(state["penalty"]) >= {"calibration.means", "calibration.count"}
+    assert TrainConfig.from_dict(state["config"]) == trainer.config
+    assert set(state["rng"][0]) == {"python", "torch", "cuda"}
+
+
+def test_random_states_round_trip(tmp_path: Path) -> None:
+    state = checkpoint.rng_state()
+    draws = (random.random(), torch.rand(3))
+    path = checkpoint.save(tmp_path / "c.pt", {"rng": state})
+    checkpoint.set_rng_state(torch.load(path, weights_only=True)["rng"])
+    assert random.random() == draws[0]
+    assert torch.equal(torch.rand(3), draws[1])
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = checkpoint.save(tmp_path / "checkpoint.pt", {"step": 1})
+    before = path.read_bytes()
+
+    def failing_save(obj: object, f) -> None:  # type: ignore[no-untyped-def]
+        f.write(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="No space left"):
+        checkpoint.save(path, {"step": 2})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]  # no temp file left
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["step"] == 1
+
+
+def _write(path: Path, content: object) -> Path:
+    torch.save(content, path)
+    return path
+
+
+def test_corrupt_and_foreign_checkpoints_are_refused_clearly(tmp_path: Path) -> None:
+    good = Trainer(toy_config(tmp_path / "run", steps=1))
+    good.run()
+    data = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    cases = {
+        "truncated.pt": (data[: len(data) // 2], "truncated or corrupt"),
+        "empty.pt": (b"", "truncated or corrupt"),
+        "noise.pt": (os.urandom(2000), "cannot be read as a checkpoint"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(CheckpointError, match=message):
+            checkpoint.load(tmp_path / name)
+    unsafe = _write(
+        tmp_path / "unsafe.pt", {"format": checkpoint.FORMAT, "x": fractions.Fraction(1, 3)}
+    )
+    with pytest.raises(CheckpointError, match="holds other objects"):
+        checkpoint.load(unsafe)
+    foreign = _write(tmp_path / "foreign.pt", {"model": {"w": torch.ones(2)}})
+    with pytest.raises(CheckpointError, match="not written by lipreg train"):
+        checkpoint.load(foreign)
+    partial = _write(tmp_path / "partial.pt", {"format": checkpoint.FORMAT, "step": 3})
+    with pytest.raises(CheckpointError, match="lacks the entries"):
+        checkpoint.load(partial)
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        checkpoint.load(tmp_path / "missing")
+
+
+def test_a_checkpoint_of_other_models_is_refused(tmp_path: Path) -> None:
+    Trainer(toy_config(tmp_path / "run", steps=1)).run()
+    state = checkpoint.load(tmp_path / "run")
+    state["critic"] = {"net.0.weight": torch.zeros(3, 3)}
+    with pytest.raises(CheckpointError, match="does not fit this run's models"):
+        Trainer(toy_config(tmp_path / "run", steps=1), resume=state)

@@ -1,0 +1,189 @@
+"""The command line of ``lipreg train``: options, presets, help, and a clear error for every bad
+option (argparse's exit code 2 with the option named)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from train_helpers import one_thread, restore_threads
+
+from lipreg import parse_norm
+from lipreg.cli import main as lipreg_main
+from lipreg.train.cli import build_parser, main, parse_config
+from lipreg.train.config import PRESETS, TrainConfig
+
+setup_module, teardown_module = one_thread, restore_threads
+
+TINY = ["--data", "8gaussians", "--data-size", "64", "--width", "8", "--no-progress"]
+
+
+def test_no_options_give_the_defaults() -> None:
+    config, resume = parse_config([])
+    assert config == TrainConfig() and resume is None
+    assert config.betas == (0.0, 0.9) and all(type(b) is float for b in config.betas)
+    assert (config.lr, config.n_critic, config.batch_size, config.gen_batch_size) == (
+        2e-4,
+        5,
+        64,
+        128,
+    )
+
+
+def test_every_option_is_explained_and_maps_to_the_config() -> None:
+    parser = build_parser()
+    fields = set(TrainConfig().to_dict())
+    options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    for action in options:
+        assert action.help and len(action.help) > 20, action.option_strings
+        assert action.dest in fields | {"preset", "resume"}, action.dest
+    assert {a.dest for a in options} == fields | {"preset", "resume"}
+
+
+def test_preset_sets_the_papers_configuration_and_explicit_options_win() -> None:
+    config, _ = parse_config(["--preset", "bwgan-cifar10"])
+    preset = PRESETS["bwgan-cifar10"]
+    for key, value in preset.items():
+        if key != "norm":
+            assert getattr(config, key) == value, key
+    assert config.norm == parse_norm("sobolev:s=-1.5").spec and config.drift == 1e-5
+    assert config.lam == "auto" and config.gamma == "auto" and config.ema == 0.99
+    config, _ = parse_config(["--preset", "bwgan-cifar10", "--norm", "lp:p=10", "--steps", "7"])
+    assert config.norm == parse_norm("lp:p=10").spec and config.steps == 7
+    assert config.model == "resnet" and config.drift == 1e-5
+    baseline, _ = parse_config(["--preset", "wgan-gp-cifar10"])
+    assert (baseline.norm, baseline.lam, baseline.gamma) == ("l2", 10.0, 1.0)
+
+
+def test_values_are_parsed() -> None:
+    config, _ = parse_config(
+        ["--lam", "auto", "--gamma", "2.5", "--betas", "0.5", "0.99", "--norm", "Sobolev: s=-1"]
+    )
+    assert config.lam == "auto" and config.gamma == 2.5 and config.betas == (0.5, 0.99)
+    assert config.norm == parse_norm("sobolev:s=-1").spec
+    config, _ = parse_config(["--no-tensorboard", "--no-progress", "--precision", "bf16"])
+    assert not config.tensorboard and not config.progress and config.precision == "bf16"
+
+
+BAD_OPTIONS = [
+    (["--steps", "0"], "--steps"),
+    (["--steps", "ten"], "--steps"),
+    (["--n-critic", "-1"], "--n-critic"),
+    (["--batch-size", "1.5"], "--batch-size"),
+    (["--gen-batch-size", "0"], "--gen-batch-size"),
+    (["--lam", "-1"], "--lam"),
+    (["--lam", "big"], "--lam"),
+    (["--gamma", "0"], "--gamma"),
+    (["--gamma", "nan"], "--gamma"),
+    (["--lr", "0"], "--lr"),
+    (["--betas", "1", "0.9"], "--betas"),
+    (["--betas", "0.5"], "--betas"),
+    (["--ema", "1"], "--ema"),
+    (["--drift", "-1e-5"], "--drift"),
+    (["--norm", "lp:p=0.5"], "--norm"),
+    (["--norm", "sobolev"], "--norm"),
+    (["--norm", "hilbert"], "--norm"),
+    (["--data", "mnist"], "--data"),
+    (["--penalty", "clip"], "--penalty"),
+    (["--precision", "16"], "--precision"),
+    (["--model", "vit"], "--model"),
+    (["--lr-decay", "cosine"], "--lr-decay"),
+    (["--device", "tpu"], "--device"),
+    (["--seed", "-3"], "--seed"),
+    (["--eval-every", "-1"], "--eval-every"),
+    (["--checkpoint-every", "x"], "--checkpoint-every"),
+    (["--log-every", "0"], "--log-every"),
+    (["--image-size", "0"], "--image-size"),
+    (["--inception-weights", "/nonexistent/pt_inception.pth"], "--inception-weights"),
+    (["--preset", "bwgan-mnist"], "--preset"),
+    (["--resume", "/nonexistent/run"], "--resume"),
+    (["--unknown-option"], "unrecognized arguments: --unknown-option"),
+]
+if not torch.cuda.is_available():
+    BAD_OPTIONS.append((["--device", "cuda"], "--device"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"), BAD_OPTIONS, ids=lambda v: " ".join(v) if isinstance(v, list) else None
+)
+def test_bad_option_is_an_argparse_error_naming_it(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_config(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and named in err, err
+
+
+# Options that parse but contradict the data or the models: rejected when the run is built,
+# before anything is written, with the option named.
+BAD_COMBINATIONS = [
+    (["--data", "8gaussians", "--model", "resnet"], "--model"),
+    (["--data", "8gaussians", "--image-size", "16"], "image_size"),
+    (["--data", "patches", "--data-root", "/tmp"], "--data patches"),
+    (["--data", "cifar10"], "cifar"),
+    (
+        ["--data", "patches", "--data-size", "64", "--image-size", "12", "--model", "dcgan"],
+        "4 * 2**k",
+    ),
+    (["--data", "8gaussians", "--data-size", "32", "--batch-size", "64"], "--batch-size"),
+    (["--data", "digits", "--model", "mlp"], "--model mlp"),
+]
+
+
+@pytest.mark.parametrize(("argv", "named"), BAD_COMBINATIONS)
+def test_inconsistent_options_fail_before_training(
+    argv: list[str], named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--out", str(tmp_path / "run"), "--no-progress"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert named in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_help_lists_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        lipreg_main(["train", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: lipreg train")
+    for action in build_parser()._actions:
+        for option in action.option_strings:
+            assert option in out, option
+
+
+def test_top_level_command_lists_train(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        lipreg_main(["--help"])
+    assert info.value.code == 0 and "train" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        lipreg_main(["evaluate"])
+
+
+def test_parser_is_an_argparse_parser_for_the_docs() -> None:
+    parser = build_parser()
+    assert isinstance(parser, argparse.ArgumentParser) and parser.prog == "lipreg train"
+    assert "--penalty" in parser.format_help()
+
+
+@pytest.mark.slow
+def test_python_m_lipreg_train_runs(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "lipreg.train", *TINY, "--steps", "2", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert (out / "checkpoint.pt").exists() and (out / "scalars.jsonl").exists()
