@@ -15,7 +15,7 @@ from train_helpers import one_thread, restore_threads
 
 from lipreg import parse_norm
 from lipreg.cli import main as lipreg_main
-from lipreg.train.cli import build_parser, main, parse_config
+from lipreg.train.cli import build_parser, main, parse_command
 from lipreg.train.config import PRESETS, TrainConfig
 
 setup_module, teardown_module = one_thread, restore_threads
@@ -24,8 +24,9 @@ TINY = ["--data", "8gaussians", "--data-size", "64", "--width", "8", "--no-progr
 
 
 def test_no_options_give_the_defaults() -> None:
-    config, resume = parse_config([])
-    assert config == TrainConfig() and resume is None
+    command = parse_command([])
+    config = command.config
+    assert config == TrainConfig() and command.resume is None and command.compare_norms == ()
     assert config.betas == (0.0, 0.9) and all(type(b) is float for b in config.betas)
     assert (config.lr, config.n_critic, config.batch_size, config.gen_batch_size) == (
         2e-4,
@@ -41,32 +42,34 @@ def test_every_option_is_explained_and_maps_to_the_config() -> None:
     options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
     for action in options:
         assert action.help and len(action.help) > 20, action.option_strings
-        assert action.dest in fields | {"preset", "resume"}, action.dest
-    assert {a.dest for a in options} == fields | {"preset", "resume"}
+        assert action.dest in fields | {"preset", "resume", "compare_norms"}, action.dest
+    assert {a.dest for a in options} == fields | {"preset", "resume", "compare_norms"}
 
 
 def test_preset_sets_the_papers_configuration_and_explicit_options_win() -> None:
-    config, _ = parse_config(["--preset", "bwgan-cifar10"])
+    config = parse_command(["--preset", "bwgan-cifar10"]).config
     preset = PRESETS["bwgan-cifar10"]
     for key, value in preset.items():
         if key != "norm":
             assert getattr(config, key) == value, key
     assert config.norm == parse_norm("sobolev:s=-1.5").spec and config.drift == 1e-5
     assert config.lam == "auto" and config.gamma == "auto" and config.ema == 0.99
-    config, _ = parse_config(["--preset", "bwgan-cifar10", "--norm", "lp:p=10", "--steps", "7"])
+    config = parse_command(
+        ["--preset", "bwgan-cifar10", "--norm", "lp:p=10", "--steps", "7"]
+    ).config
     assert config.norm == parse_norm("lp:p=10").spec and config.steps == 7
     assert config.model == "resnet" and config.drift == 1e-5
-    baseline, _ = parse_config(["--preset", "wgan-gp-cifar10"])
+    baseline = parse_command(["--preset", "wgan-gp-cifar10"]).config
     assert (baseline.norm, baseline.lam, baseline.gamma) == ("l2", 10.0, 1.0)
 
 
 def test_values_are_parsed() -> None:
-    config, _ = parse_config(
+    config = parse_command(
         ["--lam", "auto", "--gamma", "2.5", "--betas", "0.5", "0.99", "--norm", "Sobolev: s=-1"]
-    )
+    ).config
     assert config.lam == "auto" and config.gamma == 2.5 and config.betas == (0.5, 0.99)
     assert config.norm == parse_norm("sobolev:s=-1").spec
-    config, _ = parse_config(["--no-tensorboard", "--no-progress", "--precision", "bf16"])
+    config = parse_command(["--no-tensorboard", "--no-progress", "--precision", "bf16"]).config
     assert not config.tensorboard and not config.progress and config.precision == "bf16"
 
 
@@ -115,7 +118,7 @@ def test_bad_option_is_an_argparse_error_naming_it(
     argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as info:
-        parse_config(argv)
+        parse_command(argv)
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "error:" in err and named in err, err
@@ -134,6 +137,7 @@ BAD_COMBINATIONS = [
     ),
     (["--data", "8gaussians", "--data-size", "32", "--batch-size", "64"], "--batch-size"),
     (["--data", "digits", "--model", "mlp"], "--model mlp"),
+    (["--data", "8gaussians", "--norm", "sobolev:s=-1"], "--norm sobolev:s=-1"),
 ]
 
 

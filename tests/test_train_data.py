@@ -375,6 +375,42 @@ def test_tensor_data_checks() -> None:
     assert torch.equal(data[1], torch.ones(1, 2, 2)) and "size=2" in repr(data)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_take_is_the_stack_of_the_items(dtype: torch.dtype) -> None:
+    values = torch.arange(5 * 3 * 2 * 2).reshape(5, 3, 2, 2) % 256
+    data = TensorData("x", "image", values.to(dtype))
+    indices = torch.tensor([4, 0, 4, 2])
+    batch = data.take(indices)
+    assert batch.dtype == torch.float32
+    assert torch.equal(batch, torch.stack([data[i] for i in (4, 0, 4, 2)]))  # bitwise
+    assert data.take(torch.tensor([], dtype=torch.int64)).shape == (0, 3, 2, 2)
+
+
+def test_take_of_a_folder_reads_each_image(tmp_path: Path) -> None:
+    for k, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
+        Image.new("RGB", (6, 6), colour).save(tmp_path / f"{k}.png")
+    data = load_dataset("folder", root=tmp_path, image_size=4)
+    batch = data.take(torch.tensor([2, 0]))
+    assert batch.shape == (2, 3, 4, 4) and torch.equal(batch, torch.stack([data[2], data[0]]))
+
+
+@pytest.mark.parametrize(
+    "indices",
+    [
+        torch.tensor([True, False]),
+        torch.tensor([0.0, 1.0]),
+        torch.zeros(1, 2, dtype=torch.long),
+        [0],
+    ],
+    ids=["bool", "float", "2-D", "list"],
+)
+def test_take_rejects_indices_that_are_not_int64_vectors(indices: object) -> None:
+    for data in (load_dataset("8gaussians", size=4), load_dataset("digits", size=4)):
+        with pytest.raises(TypeError) as info:
+            data.take(indices)  # type: ignore[arg-type]
+        assert "indices must be an int64 tensor [B]" in str(info.value)
+
+
 def test_registry_descriptions() -> None:
     text = describe_datasets()
     for name, spec in DATASETS.items():

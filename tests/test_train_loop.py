@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DistributedSampler
 from train_helpers import (
     fixed_batch,
     image_config,
@@ -54,6 +55,7 @@ def test_toy_run_logs_finite_scalars_and_writes_its_files(tmp_path: Path) -> Non
     assert set(rows[-2]) >= TRAINING_KEYS or set(rows[-1]) >= TRAINING_KEYS
     w1 = [r["metric/w1"] for r in rows if "metric/w1" in r]
     assert len(w1) == 2 and all(v > 0 for v in w1)  # step 0 and step 3
+    assert summary.metrics == {"metric/w1": w1[-1]}
     for name in ("config.json", "checkpoint.pt", "critic_surface.png", "plots/losses.png"):
         assert (out / name).is_file(), name
     assert any((out / "tensorboard").glob("events.out.tfevents.*"))
@@ -194,6 +196,29 @@ def test_batches_cover_each_epoch_and_split_it_across_processes() -> None:
     halves = [torch.cat([next(s) for _ in range(5)]) for s in shares]
     together = sorted(map(tuple, torch.cat(halves).tolist()))
     assert together == sorted(map(tuple, data.data.tolist()))
+
+
+@pytest.mark.parametrize(("name", "world"), [("8gaussians", 1), ("patches", 2)])
+def test_batches_draw_the_samplers_permutations_item_by_item(name: str, world: int) -> None:
+    """The batches equal the items of each epoch's DistributedSampler permutation stacked one
+    by one (the stream gathers whole batches at once; the samples drawn are the same). Patches
+    are uint8, converted per batch."""
+    data = load_dataset(name, size=24, image_size=4 if name == "patches" else None)
+    batch = 3
+    for rank in range(world):
+        stream = Batches(data, batch, seed=11, rank=rank, world=world)
+        sampler: DistributedSampler[int] = DistributedSampler(
+            data, world, rank, shuffle=True, seed=11, drop_last=True
+        )
+        expected = []
+        for epoch in range(3):
+            sampler.set_epoch(epoch)
+            order = list(sampler)
+            for start in range(0, len(order) - batch + 1, batch):
+                expected.append(torch.stack([data[i] for i in order[start : start + batch]]))
+        for want in expected:
+            got = next(stream)
+            assert got.dtype == torch.float32 and torch.equal(got, want)
 
 
 def test_batches_resume_where_they_stopped() -> None:

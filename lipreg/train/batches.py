@@ -9,27 +9,22 @@ exactly the batches the interrupted one would have drawn, without re-reading ski
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sized
-from typing import Any
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import DistributedSampler
 
-
-def _sample(item: object) -> Tensor:
-    """A data set item's sample: the item, or the first element of an (image, label) pair."""
-    sample = item[0] if isinstance(item, (tuple, list)) else item
-    if not isinstance(sample, Tensor):
-        raise TypeError(f"data set items must be tensors or (tensor, label), got {type(item)}")
-    return sample
+from lipreg.train.data import TrainingData
 
 
 class Batches(Iterator[Tensor]):
-    """Endless batches ``[batch_size, ...]`` of this process's share of ``dataset``.
+    """Endless batches ``[batch_size, *sample_shape]`` of this process's share of ``dataset``,
+    each assembled in one call of :meth:`~lipreg.train.data.TrainingData.take` (a single
+    gather for data held in memory).
 
     Args:
-        dataset: a map-style data set of samples (or ``(sample, label)`` pairs).
+        dataset: the training data.
         batch_size: samples per batch on this process.
         seed: seed of the permutations (the same on every process).
         rank: this process's index.
@@ -37,9 +32,9 @@ class Batches(Iterator[Tensor]):
     """
 
     def __init__(
-        self, dataset: Dataset[Any], batch_size: int, seed: int, rank: int = 0, world: int = 1
+        self, dataset: TrainingData, batch_size: int, seed: int, rank: int = 0, world: int = 1
     ) -> None:
-        size = len(dataset) if isinstance(dataset, Sized) else 0
+        size = len(dataset)
         share = size // world
         if batch_size > share:
             raise ValueError(
@@ -54,21 +49,21 @@ class Batches(Iterator[Tensor]):
         )
         self.epoch = 0
         self.position = 0
-        self._order: list[int] = []
-        self._load_epoch()
+        self._order = self._permutation()
 
-    def _load_epoch(self) -> None:
+    def _permutation(self) -> Tensor:
+        """This process's indices of epoch ``self.epoch``, int64 ``[len(dataset) // world]``."""
         self.sampler.set_epoch(self.epoch)
-        self._order = list(self.sampler)
+        return torch.tensor(list(self.sampler), dtype=torch.int64)
 
     def __next__(self) -> Tensor:
         start = self.position * self.batch_size
         if start + self.batch_size > len(self._order):
             self.epoch, self.position, start = self.epoch + 1, 0, 0
-            self._load_epoch()
+            self._order = self._permutation()
         indices = self._order[start : start + self.batch_size]
         self.position += 1
-        return torch.stack([_sample(self.dataset[i]) for i in indices])
+        return self.dataset.take(indices)
 
     def state_dict(self) -> dict[str, int]:
         """The position in the stream: ``{"epoch": e, "position": batches drawn in e}``."""
@@ -80,4 +75,4 @@ class Batches(Iterator[Tensor]):
         if epoch < 0 or position < 0:
             raise ValueError(f"invalid stream position {state}")
         self.epoch, self.position = epoch, position
-        self._load_epoch()
+        self._order = self._permutation()

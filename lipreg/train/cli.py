@@ -2,7 +2,8 @@
 
 Options resolve as: the defaults of :class:`~lipreg.train.config.TrainConfig`, then
 ``--preset``, then the options given explicitly; with ``--resume`` the checkpoint's
-configuration takes the place of the defaults.
+configuration takes the place of the defaults. ``--compare-norms`` trains that configuration
+once per norm (:mod:`lipreg.train.compare`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import math
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ Several processes: torchrun --nproc_per_node N -m lipreg.train ... (batch sizes 
 _EPILOG = """\
 examples:
   lipreg train --data 8gaussians --steps 2000 --norm lp:p=1 --lam auto --gamma auto
+  lipreg train --data 8gaussians --steps 2000 --compare-norms l2 lp:p=1 lp:p=inf
   lipreg train --norm sobolev:s=-1.5 --lam auto --gamma auto --model dcgan --width 16
   lipreg train --preset bwgan-cifar10 --data-root ~/data --inception-weights pt_inception.pth
   lipreg train --resume runs/lipreg            # continue an interrupted run exactly
@@ -199,6 +202,17 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         f"sobolev:s=-1.5 for W^(-3/2,2) {_default('norm')}",
     )
     pen.add_argument(
+        "--compare-norms",
+        type=_norm,
+        nargs="+",
+        metavar="SPEC",
+        help="toy data only, instead of --norm: train one run per norm with the same seed, data "
+        "and options, each in OUT/SPEC (':' written '_', e.g. OUT/lp_p=1), and draw their "
+        "critics' value surfaces side by side, titled with each run's exact W1, in "
+        "OUT/norm_comparison.png; e.g. --compare-norms l2 lp:p=1 lp:p=inf (not with --resume "
+        "or torchrun)",
+    )
+    pen.add_argument(
         "--lam",
         type=_number(0, math.inf, open_low=False, open_high=True, auto=True),
         metavar="auto|X",
@@ -342,17 +356,35 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
-def parse_config(
+@dataclass(frozen=True)
+class Command:
+    """What a ``lipreg train`` command line asks for."""
+
+    config: TrainConfig  #: the run (with ``compare_norms``: every run, but for its norm)
+    resume: dict[str, Any] | None = None  #: the checkpoint to continue (``--resume``)
+    compare_norms: tuple[str, ...] = ()  #: canonical specs of ``--compare-norms``, or ``()``
+
+
+def parse_command(
     argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None
-) -> tuple[TrainConfig, dict[str, Any] | None]:
-    """The configuration and the checkpoint to resume (or None) that ``argv`` asks for; a bad
-    option exits through ``parser.error`` with a message naming it."""
+) -> Command:
+    """The configuration, the checkpoint to resume and the norms to compare that ``argv``
+    asks for; a bad option exits through ``parser.error`` with a message naming it."""
     from lipreg.train import checkpoint
+    from lipreg.train.compare import ComparisonError, check_comparison
 
     parser = parser or build_parser()
     given = vars(parser.parse_args(argv))
     resume_path = given.pop("resume", None)
     preset = given.pop("preset", None)
+    compare = given.pop("compare_norms", None)
+    if compare is not None and resume_path is not None:
+        parser.error(
+            "--compare-norms starts new runs and cannot be combined with --resume; continue one "
+            "of its runs with --resume OUT/SPEC instead"
+        )
+    if compare is not None and "norm" in given:
+        parser.error("--compare-norms sets the norm of each run; drop --norm")
     resume = None
     values: dict[str, Any] = {}
     if resume_path is not None:
@@ -370,7 +402,13 @@ def parse_config(
         config = TrainConfig.from_dict(values)
     except ValueError as e:
         parser.error(str(e))
-    return config, resume
+    norms: tuple[str, ...] = ()
+    if compare is not None:
+        try:
+            norms = tuple(check_comparison(config, compare))
+        except ComparisonError as e:
+            parser.error(str(e))
+    return Command(config, resume, norms)
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
@@ -379,9 +417,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     from lipreg.train.loop import Trainer
 
     parser = build_parser(prog)
-    config, resume = parse_config(argv, parser)
+    command = parse_command(argv, parser)
+    if command.compare_norms:
+        return _compare(command, parser)
     try:
-        trainer = Trainer(config, resume)
+        trainer = Trainer(command.config, command.resume)
     except (ValueError, CheckpointError) as e:
         parser.error(str(e))
     try:
@@ -390,6 +430,25 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         trainer.close()
     if trainer.ctx.main and summary.files:
         print("lipreg train: wrote " + ", ".join(str(f) for f in summary.files))
+    return 0
+
+
+def _compare(command: Command, parser: argparse.ArgumentParser) -> int:
+    from lipreg.train.compare import ComparisonError, compare_norms
+
+    try:
+        comparison = compare_norms(command.config, command.compare_norms)
+    except ComparisonError as e:
+        parser.error(str(e))
+    for run in comparison.runs:
+        print(f"lipreg train: {run.norm}: W1 = {run.w1:.4g} ({run.out})")
+    if comparison.figure is not None:
+        print(f"lipreg train: wrote {comparison.figure}")
+    else:
+        print(
+            f"lipreg train: --compare-norms stopped after {len(comparison.runs)} of "
+            f"{len(command.compare_norms)} runs; no comparison figure written"
+        )
     return 0
 
 

@@ -96,6 +96,13 @@ class TrainingData(Dataset[Tensor], ABC):
     def __getitem__(self, index: int) -> Tensor:
         """Sample ``index``, float32 of shape ``sample_shape``."""
 
+    def take(self, indices: Tensor) -> Tensor:
+        """Samples ``indices`` (int64 ``[B]``) stacked: float32 ``[B, *sample_shape]``, equal
+        to ``torch.stack([self[i] for i in indices])`` (data sets held in memory override
+        this with one indexing operation)."""
+        _check_indices(indices)
+        return torch.stack([self[int(i)] for i in indices])
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(name={self.name!r}, kind={self.kind!r}, "
@@ -132,6 +139,13 @@ class TensorData(TrainingData):
 
     def __getitem__(self, index: int) -> Tensor:
         x = self.data[index]
+        return _from_uint8(x) if x.dtype == torch.uint8 else x
+
+    def take(self, indices: Tensor) -> Tensor:
+        # One gather for the whole batch; the uint8 conversion is elementwise, so the result
+        # is bitwise the stack of the items.
+        _check_indices(indices)
+        x = self.data[indices]
         return _from_uint8(x) if x.dtype == torch.uint8 else x
 
 
@@ -362,6 +376,17 @@ def _subset(n: int, size: int | None, gen: torch.Generator) -> Tensor:
     if size > n:
         raise ValueError(f"size={size} exceeds the {n} samples available; pass size <= {n}")
     return torch.randperm(n, generator=gen)[:size].sort().values
+
+
+def _check_indices(indices: object) -> None:
+    # A bool tensor would index as a mask, a float one not at all: both are mistakes here.
+    if not isinstance(indices, Tensor) or indices.ndim != 1 or indices.dtype != torch.int64:
+        desc = (
+            f"{indices.dtype} tensor of shape {list(indices.shape)}"
+            if isinstance(indices, Tensor)
+            else type(indices).__name__
+        )
+        raise TypeError(f"indices must be an int64 tensor [B], got {desc}")
 
 
 def _from_uint8(x: Tensor) -> Tensor:

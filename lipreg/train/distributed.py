@@ -57,9 +57,17 @@ def _device(option: str, local_rank: int, distributed: bool) -> torch.device:
     return device
 
 
+def launched_world() -> int:
+    """The number of processes a run started here would span: the size of the process group
+    if one is initialised, else ``WORLD_SIZE`` (set by ``torchrun``; 1 without it)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def setup(device: str) -> Context:
     """Join the process group that ``torchrun`` describes (if any) and choose the device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launched_world()
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = _device(device, local_rank, world > 1)

@@ -62,7 +62,7 @@ class Evaluator:
         n = min(c.eval_samples, len(trainer.data))
         self.noise = torch.randn(n, trainer.z_dim, generator=gen)
         index = torch.randperm(len(trainer.data), generator=gen)[:n]
-        self.real = torch.stack([trainer.data[int(i)] for i in index])
+        self.real = trainer.data.take(index)
         self.toy = trainer.data.is_toy
         reason = None if self.toy else metrics.inception_unavailable(c.inception_weights)
         self.inception = not self.toy and reason is None
@@ -74,7 +74,7 @@ class Evaluator:
         t = self.trainer
         model = t.ema.module if t.ema is not None else t.g
         out = []
-        with torch.no_grad(), evaluating(model):
+        with preserved_rng(), torch.no_grad(), evaluating(model):
             for z in torch.split(self.noise, t.config.gen_batch_size):
                 out.append(model(z.to(t.device)).float().cpu())
         return torch.cat(out)
@@ -101,11 +101,11 @@ class Evaluator:
         """End-of-run figures: the critic surface (toy data) and the scalar plots."""
         files = [] if self.last_grid is None else [self.last_grid]
         if self.toy:
-            with preserved_rng():
-                fake = self.generate()
             path = self.out / "critic_surface.png"
             with evaluating(self.trainer.d) as critic:
-                plots.plot_critic_surface(critic, self.real, fake, path, title=f"step {step}")
+                plots.plot_critic_surface(
+                    critic, self.real, self.generate(), path, title=f"step {step}"
+                )
             files.append(path)
         files += plots.plot_scalars(scalars, self.out / "plots")
         return files

@@ -39,7 +39,7 @@ from lipreg.train.data import load_dataset
 from lipreg.train.distributed import Context, any_rank, gather, setup, teardown, wrap
 from lipreg.train.evaluate import Evaluator
 from lipreg.train.models import build_models
-from lipreg.train.penalties import PENALTIES, build_penalty, penalty_scalars
+from lipreg.train.penalties import PENALTIES, build_penalty, check_norm, penalty_scalars
 from lipreg.train.scalars import ScalarLog
 from lipreg.train.signals import StopRequest
 
@@ -54,6 +54,9 @@ class Summary:
     out: Path  #: the run directory
     interrupted: bool  #: stopped by SIGINT/SIGTERM (a checkpoint was saved)
     files: list[Path] = field(default_factory=list)  #: files written at the end
+    #: the metrics (``metric/...``) of this run's evaluation at ``step``; empty on ranks other
+    #: than 0, when interrupted, or when the run made no evaluation at ``step``
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @contextmanager
@@ -149,6 +152,7 @@ class Trainer:
             )
         except (TypeError, ValueError) as e:
             raise ValueError(f"--data {c.data}: {e}") from e
+        check_norm(c.norm, self.data.sample_shape)
         torch.manual_seed(c.seed)  # the same initial weights on every process
         g, d, self.z_dim = build_models(c.model, self.data.sample_shape, c.width, c.z_dim)
         self.g, self.d = g.to(self.device), d.to(self.device)
@@ -252,6 +256,7 @@ class Trainer:
         if main:
             (out / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
             self._announce(log, evaluator)
+        metrics: dict[str, float] = {}
         if evaluator is not None and c.eval_every and resumed is None:
             self._write_metrics(log, evaluator.evaluate(0))  # the starting point of the curves
         bar = self._progress_bar()
@@ -271,7 +276,8 @@ class Trainer:
                         self._log(log, bar, rate)
                     if evaluator is not None and c.eval_every and self.step % c.eval_every == 0:
                         started = time.perf_counter()
-                        self._write_metrics(log, evaluator.evaluate(self.step))
+                        metrics = evaluator.evaluate(self.step)
+                        self._write_metrics(log, metrics)
                         tick += time.perf_counter() - started  # images/s counts training only
                     if any_rank(stop.requested, self.ctx):
                         interrupted = True
@@ -295,10 +301,17 @@ class Trainer:
                 )
             else:
                 if not c.eval_every or self.step % c.eval_every:
-                    self._write_metrics(log, evaluator.evaluate(self.step))
+                    metrics = evaluator.evaluate(self.step)
+                    self._write_metrics(log, metrics)
                 files = evaluator.finish(self.step, log.path)
             log.close()
-        return Summary(step=self.step, out=out, interrupted=interrupted, files=files)
+        return Summary(
+            step=self.step,
+            out=out,
+            interrupted=interrupted,
+            files=files,
+            metrics={} if interrupted else metrics,
+        )
 
     # ---- outputs ----------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from lipreg import BanachGP, BanachR1, BanachR2, FiniteDifferenceGP, Lazy
+from lipreg import BanachGP, BanachR1, BanachR2, FiniteDifferenceGP, Lazy, parse_norm
 from lipreg.derivative import Engine
 from lipreg.train.config import TrainConfig
 
@@ -101,6 +101,21 @@ def build_penalty(config: TrainConfig, grad_scaler: Scaler, engine: Engine) -> n
         raise ValueError(f"--penalty must be one of {sorted(PENALTIES)}, got {config.penalty!r}")
     penalty = PENALTIES[config.penalty].build(config, grad_scaler, engine)
     return penalty if config.lazy_every == 1 else Lazy(penalty, every=config.lazy_every)
+
+
+def check_norm(spec: str, sample_shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` naming ``--norm`` if the norm ``spec`` cannot measure samples of
+    ``sample_shape`` (a Sobolev norm needs images ``[C, H, W]``, not toy points ``[2]``), so
+    that a run fails when it is built rather than at its first critic step."""
+    norm = parse_norm(spec)
+    x = torch.zeros(1, *sample_shape)
+    try:
+        norm.norm(x)
+        norm.dual(x)
+    except ValueError as e:
+        raise ValueError(
+            f"--norm {spec} does not apply to samples of shape {list(sample_shape)}: {e}"
+        ) from None
 
 
 def penalty_scalars(penalty: nn.Module) -> dict[str, Tensor]:
