@@ -234,3 +234,12 @@ def test_api_reference_documents_every_public_name() -> None:
         and f"lipreg.integrations.{m}" not in documented
     }
     assert sorted(missing) == [], "public names without a ::: block in docs/api/*.md"
+
+
+def test_getting_started_shows_the_readme_commands() -> None:
+    """The docs repeat the README's two set-up commands verbatim, so they cannot drift."""
+    readme = (ROOT / "README.md").read_text()
+    page = (DOCS / "getting-started.md").read_text()
+    commands = re.findall(r"^(pip install .*)$", readme, flags=re.MULTILINE)
+    assert len(commands) == 2
+    assert re.findall(r"^(pip install .*)$", page, flags=re.MULTILINE) == commands
