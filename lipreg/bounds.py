@@ -138,6 +138,12 @@ _KNOWN = (
 
 def _check_supported(layer: nn.Module, name: str) -> None:
     """Raise, before the layer runs, if :func:`_leaf_bound` cannot bound it."""
+    if getattr(layer, "return_indices", False):
+        raise ValueError(
+            f"cannot bound layer {name!r} ({type(layer).__name__} with return_indices=True): it "
+            "returns (values, indices), not a tensor; build the pooling with "
+            "return_indices=False for lipschitz_upper_bound"
+        )
     if type(layer) in _SUP_DERIVATIVE or isinstance(layer, _KNOWN):
         if isinstance(layer, _BatchNorm) and (layer.training or layer.running_var is None):
             raise ValueError(

@@ -192,7 +192,9 @@ def spectral_normalize(
     factor ``sqrt(k_1 ... k_d)``. ``conv="fft"``: ``sigma`` is the exact operator norm of the
     convolution on its input size from the FFT of its kernel (Sedghi, Gupta, Long, 2019; a
     certified bound for zero-padded or strided layers, see :mod:`lipreg.spectral`), via
-    :class:`FFTSpectralNorm`; then every layer is 1-Lipschitz (at most) in l2. The input
+    :class:`FFTSpectralNorm`; then every normalised layer is 1-Lipschitz (at most) in l2.
+    Other layers (``nn.ConvTranspose*``, ``nn.Embedding`` of projection critics, ...) are left
+    as they are: check a whole critic with :func:`lipreg.lipschitz_upper_bound`. The input
     size of every convolution is traced with one forward of a zero batch of ``input_shape``
     (in eval mode, without gradients; modes are restored).
 

@@ -139,11 +139,13 @@ def estimate_lipschitz(
             if top > best:
                 best, best_point = top, (x0[i] + delta[i]).detach().clone()
             if step == steps or not dual.requires_grad:
-                break  # done, or dD does not depend on x: nothing to climb
+                break
+            # None when unused (torch's stubs say Tensor).
+            ascent: Tensor | None = torch.autograd.grad(dual.sum(), delta, allow_unused=True)[0]
+            if ascent is None:
+                break  # dD does not depend on x (an affine critic): nothing to climb
             taken = step + 1
-            (delta.grad,) = torch.autograd.grad(
-                dual.sum(), delta, allow_unused=True, materialize_grads=True
-            )
+            delta.grad = ascent
             for group in optimizer.param_groups:
                 group["lr"] = lr * (1 - 0.9 * step / max(steps - 1, 1))
             optimizer.step()

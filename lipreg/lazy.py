@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from lipreg._state import CheckedState
 from lipreg._validation import upcast
 from lipreg.derivative import Critic
+from lipreg.norms import Norm
 from lipreg.penalty import check_critic, check_pair
 
 
@@ -64,6 +65,11 @@ class Lazy(CheckedState):
         self._calls = 0
 
     @property
+    def stats(self) -> Any:
+        """The wrapped penalty's statistics of the last evaluating call (None before one)."""
+        return getattr(self.penalty, "stats", None)
+
+    @property
     def due(self) -> bool:
         """Whether the next call evaluates the penalty."""
         return self._calls % self.every == 0
@@ -74,6 +80,9 @@ class Lazy(CheckedState):
         """``every * penalty(...)`` on due calls, else a zero (see the class docstring)."""
         check_critic(critic)
         check_pair(real, fake)
+        norm = getattr(self.penalty, "norm", None)
+        if isinstance(norm, Norm):
+            norm.check(real, "real")
         if self.due:
             value: Tensor = self.penalty(critic, real, fake, **critic_kwargs) * self.every
         else:

@@ -51,7 +51,10 @@ def _fold(weight: Tensor, axis: int, n: int, dilation: int) -> Tensor:
     they meet): the kernel of the same circular convolution written on an ``n``-cycle."""
     k = weight.shape[axis]
     place = torch.zeros(n, k, dtype=weight.dtype, device=weight.device)
-    place[(torch.arange(k, device=weight.device) * dilation) % n, torch.arange(k)] = 1
+    place[
+        (torch.arange(k, device=weight.device) * dilation) % n,
+        torch.arange(k, device=weight.device),
+    ] = 1
     moved = torch.tensordot(weight.movedim(axis, -1), place, dims=([-1], [1]))
     folded: Tensor = moved.movedim(-1, axis)
     return folded

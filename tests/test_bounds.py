@@ -226,6 +226,12 @@ class CustomSequential(nn.Sequential):
         (nn.Sequential(nn.BatchNorm1d(4)), (4,), ValueError, "call critic.eval()"),
         (nn.Sequential(nn.LayerNorm(4)), (4,), ValueError, "'0' (LayerNorm)"),
         (CustomSequential(nn.Linear(4, 4)), (4,), ValueError, "(CustomSequential)"),
+        (
+            nn.Sequential(nn.MaxPool2d(2, return_indices=True)),
+            (1, 4, 4),
+            ValueError,
+            "'0' (MaxPool2d with return_indices=True)",
+        ),
         (nn.Linear(4, 4), (0,), ValueError, "input_shape must be"),
         (nn.Linear(4, 4), 4, ValueError, "input_shape must be"),
         ("net", (4,), TypeError, "critic must be an nn.Module"),

@@ -80,12 +80,22 @@ def test_grad_scaler_recipe_for_float16() -> None:
     penalty = prepare_penalty(accelerator, Lazy(BanachR1("sobolev:s=-1", gamma=3.0), every=1))
     inner = penalty.penalty if hasattr(penalty, "penalty") else None
     assert isinstance(inner, BanachR1) and inner.grad_scaler is accelerator.scaler
+    scaled_by_penalty = []
+    scale_fn = accelerator.scaler.scale
+
+    def spy(outputs):  # type: ignore[no-untyped-def]
+        scaled_by_penalty.append(outputs)
+        return scale_fn(outputs)
+
+    accelerator.scaler.scale = spy  # type: ignore[method-assign]
     grads = []
     for pen in (penalty, BanachR1("sobolev:s=-1", gamma=3.0)):
         d = critic()
         real = torch.randn(5, 1, 3, 4, generator=torch.Generator().manual_seed(3))
         value = pen(d, real)
         if pen is penalty:
+            # The penalty itself asked the scaler for the scale of its input gradient.
+            assert len(scaled_by_penalty) == 1
             accelerator.backward(value)
         else:
             value.backward()

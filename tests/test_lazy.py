@@ -143,3 +143,25 @@ def test_bad_constructor_arguments(args, error, words: str) -> None:  # type: ig
 def test_repr() -> None:
     lazy = Lazy(BanachR1(), every=16)
     assert "every=16, calls=0" in repr(lazy) and "BanachR1(" in repr(lazy)
+
+
+def test_stats_are_the_wrapped_penalty_s_last_evaluating_call() -> None:
+    lazy = Lazy(BanachGP(), every=2)
+    assert lazy.stats is None
+    real, fake = images()
+    critic = ConvCritic()
+    lazy(critic, real, fake)
+    first = lazy.stats
+    assert first is not None and first is lazy.penalty.stats
+    lazy(critic, real, fake)  # skipped: the statistics stay those of the evaluating call
+    assert lazy.stats is first
+
+
+def test_skipped_calls_check_the_norm_s_layout_too() -> None:
+    lazy = Lazy(BanachR1("w2"), every=4)
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(48, 1))
+    good = torch.rand(2, 3, 4, 4)
+    lazy(critic, good)  # evaluating call
+    with pytest.raises(ValueError, match="real must have layout"):
+        lazy(critic, good.flatten(1))  # a skipped call rejects it as the eager penalty does
+    assert lazy._calls == 1

@@ -82,6 +82,28 @@ def test_resume_from_the_command_line_uses_the_saved_settings(
     assert "--norm 'l2'" in err and "lp:p=3" in err and "other settings" in err
 
 
+def test_resuming_with_more_steps_continues_the_decay_on_the_new_line(tmp_path: Path) -> None:
+    """A finished 4-step run resumed with --steps 8 runs steps 5..8 at the rates of an 8-step
+    run (not at the saved final rate 0)."""
+    Trainer(toy_config(tmp_path, steps=4)).run()
+    state = checkpoint.load(tmp_path)
+    assert [g["lr"] for g in state["opt_d"]["param_groups"]] == [0.0]
+    longer = toy_config(tmp_path, steps=8)
+    resumed = Trainer(longer, resume=state)
+    for opt in (resumed.opt_g, resumed.opt_d):
+        assert [g["lr"] for g in opt.param_groups] == [longer.lr * (1 - 4 / 8)]
+    rates = []
+    original = resumed.iteration
+
+    def iteration() -> None:
+        rates.append(resumed.opt_d.param_groups[0]["lr"])
+        original()
+
+    resumed.iteration = iteration  # type: ignore[method-assign]
+    resumed.run()
+    assert rates == pytest.approx([longer.lr * (1 - k / 8) for k in (4, 5, 6, 7)], rel=1e-12)
+
+
 def test_checkpoint_holds_everything_and_loads_with_weights_only(tmp_path: Path) -> None:
     trainer = Trainer(image_config(tmp_path / "run", precision="fp16", steps=1))
     trainer.run()

@@ -334,7 +334,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--resume",
         metavar="PATH",
         help="continue exactly from a checkpoint (a checkpoint.pt or its run directory) with "
-        "its settings; --steps and output options may change",
+        "its settings; output options may change, and --steps (which also moves the end of the "
+        "learning-rate decay: the rate continues on the new line from the checkpoint's step)",
     )
     outs.add_argument(
         "--inception-weights",

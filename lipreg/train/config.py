@@ -86,7 +86,8 @@ class TrainConfig:
 
 
 # Options that may differ between a run and its resumption: they change what is written or
-# where it runs, not the sequence of updates (the device does on GPU; on CPU it is exact).
+# where it runs, not the sequence of updates (the device does on GPU; on CPU it is exact),
+# except ``steps``, which also moves the end of the learning-rate decay.
 RUNTIME_FIELDS = frozenset(
     {
         "steps",

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 @contextmanager
 def preserved_rng() -> Iterator[None]:
-    """Python's, NumPy's and torch's random states are restored on exit."""
+    """Python's and torch's random states are restored on exit (the metrics draw from their
+    own NumPy generators)."""
     state = rng_state()
     try:
         yield

@@ -122,8 +122,9 @@ class Trainer:
 
     Batch sizes are global: each of the ``world`` processes draws ``batch_size / world`` real
     samples per critic step and ``gen_batch_size / world`` noise vectors per generator step,
-    and DDP averages the gradients, so the update equals a single process's on the whole
-    batch.
+    and DDP averages the gradients. The critic's update equals a single process's on the whole
+    batch; the generator's batch-norm layers normalise over each process's share of the
+    generator batch (no SyncBatchNorm), as in most multi-GPU GAN code.
     """
 
     def __init__(
@@ -425,6 +426,11 @@ class Trainer:
                 f"--resume: the checkpoint does not fit this run's models and optimisers: {e}"
             ) from e
         self.step = int(state["step"])
+        # A new --steps moves the end of the linear decay: the rate continues on the new line
+        # from this step (with --steps unchanged this is the saved rate, bit for bit).
+        for opt, sched in ((self.opt_g, self.sched_g), (self.opt_d, self.sched_d)):
+            for group, base in zip(opt.param_groups, sched.base_lrs, strict=True):
+                group["lr"] = base * self._lr_factor(self.step)
         rng = state["rng"]
         if len(rng) == self.ctx.world:
             checkpoint.set_rng_state(rng[self.ctx.rank])

@@ -121,8 +121,7 @@ def check_norm(spec: str, sample_shape: tuple[int, ...]) -> None:
 def penalty_scalars(penalty: nn.Module) -> dict[str, Tensor]:
     """The statistics of the last evaluating call as 0-dim tensors (read them only when
     logging): ``penalty``, dual norm (or quotient) statistics, ``lam``, ``gamma``."""
-    inner = penalty.penalty if isinstance(penalty, Lazy) else penalty
-    stats = getattr(inner, "stats", None)
+    stats = getattr(penalty, "stats", None)
     if stats is None:
         return {}
     return {k: v for k, v in vars(stats).items() if isinstance(v, Tensor)}

@@ -45,7 +45,10 @@ class ScalarLog:
                     "(pip install tensorboard)"
                 )
             else:
-                self._tb = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=resume_step)
+                self._tb = SummaryWriter(
+                    log_dir=str(out / "tensorboard"),
+                    purge_step=None if resume_step is None else resume_step + 1,
+                )
 
     def write(self, step: int, values: dict[str, float]) -> None:
         """Log ``values`` at ``step`` (non-finite values are written as JSON null)."""
