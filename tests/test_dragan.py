@@ -59,6 +59,7 @@ def test_dragan_penalty_is_banach_gp_with_dragan_sampling() -> None:
     got.backward()
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)
     for p, q in zip(critic.parameters(), twin.parameters(), strict=True):
+        assert (p.grad is None) == (q.grad is None)
         if p.grad is not None:
             torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-7)
 
