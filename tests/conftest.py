@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -56,3 +57,30 @@ def dense_sobolev(spatial: tuple[int, ...], channels: int, s: float, c: float) -
     t = np.linalg.inv(f) @ np.diag(mult) @ f
     assert np.abs(t.imag).max() < 1e-10  # the multiplier is even, so the filter is real
     return np.kron(np.eye(channels), t.real)
+
+
+class Calls(nn.Module):
+    """Counts forward calls, to show that a rejected input never reaches the critic."""
+
+    def __init__(self, inner: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.inner(x)
+
+
+def leaf_parameters(critic: nn.Module) -> tuple[torch.Tensor, ...]:
+    """Detached copies of ``critic``'s parameters that require grad (inputs of gradcheck)."""
+    return tuple(p.detach().clone().requires_grad_(True) for p in critic.parameters())
+
+
+def functional(
+    critic: nn.Module, params: tuple[torch.Tensor, ...]
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``critic`` as a function of its input with ``params`` in place of its parameters."""
+    names = [n for n, _ in critic.named_parameters()]
+    mapping = dict(zip(names, params, strict=True))
+    return lambda x: torch.func.functional_call(critic, mapping, (x,))

@@ -3,13 +3,10 @@ changes neither the running estimates nor the statistics."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 import torch
-from torch import nn
 
-from conftest import ConvCritic
+from conftest import Calls, ConvCritic
 from lipreg import BanachGP, Sobolev
 
 
@@ -27,19 +24,6 @@ def snapshot(penalty: BanachGP) -> tuple[torch.Tensor, torch.Tensor, object]:
 def assert_unchanged(penalty: BanachGP, before: tuple[torch.Tensor, torch.Tensor, object]) -> None:
     means, count, stats = snapshot(penalty)
     assert torch.equal(means, before[0]) and torch.equal(count, before[1]) and stats is before[2]
-
-
-class Calls(nn.Module):
-    """Counts forward calls, to show that a rejected input never reaches the critic."""
-
-    def __init__(self, inner: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        super().__init__()
-        self.inner = inner
-        self.calls = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return self.inner(x)
 
 
 R = torch.randn(4, 3, 8, 8)

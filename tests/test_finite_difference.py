@@ -14,9 +14,8 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.autograd import gradcheck
 from torch.autograd.function import once_differentiable
-from torch.func import functional_call
 
-from conftest import ConvCritic, dense_sobolev
+from conftest import Calls, ConvCritic, dense_sobolev, functional, leaf_parameters
 from lipreg import BanachGP, FiniteDifferenceGP, Lp, Sobolev
 
 
@@ -84,17 +83,6 @@ def test_auto_lam_gamma_are_the_real_data_means() -> None:
     assert penalty.gamma == pytest.approx(gamma, rel=1e-6)
     expected = brute_force(critic, real, fake, norm, lam, gamma, one_sided=False)
     assert got.item() == pytest.approx(expected, rel=1e-6)
-
-
-class Calls(nn.Module):
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.calls = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return self.inner(x)
 
 
 def test_scores_of_the_loss_are_reused_without_a_forward_pass() -> None:
@@ -184,16 +172,11 @@ def test_gradcheck_in_the_critic_parameters() -> None:
     critic = ConvCritic(width=2).double()
     real, fake = images(3)
     penalty = FiniteDifferenceGP(Lp(3), lam=2.0, gamma=1e-3, one_sided=False)
-    names = [n for n, _ in critic.named_parameters()]
 
     def value(*params: torch.Tensor) -> torch.Tensor:
-        return penalty(
-            lambda x: functional_call(critic, dict(zip(names, params, strict=True)), (x,)),
-            real,
-            fake,
-        )
+        return penalty(functional(critic, params), real, fake)
 
-    params = tuple(p.detach().clone().requires_grad_(True) for p in critic.parameters())
+    params = leaf_parameters(critic)
     assert gradcheck(value, params)
 
 

@@ -9,23 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import ConvCritic
+from conftest import Calls, ConvCritic
 from lipreg import BanachGP, BanachR1, Lazy, Lp
 
 
 def images(b: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(b, 3, 8, 8) * 2 - 1, torch.randn(b, 3, 8, 8)
-
-
-class Calls(nn.Module):
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.calls = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return self.inner(x)
 
 
 @pytest.mark.parametrize("every", [1, 3, 16])

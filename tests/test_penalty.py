@@ -11,9 +11,8 @@ import pytest
 import torch
 from torch import nn
 from torch.autograd import gradcheck, gradgradcheck
-from torch.func import functional_call
 
-from conftest import ConvCritic, dense_sobolev, mlp
+from conftest import ConvCritic, dense_sobolev, functional, leaf_parameters, mlp
 from lipreg import L2, BanachGP, Lp, Sobolev, input_gradient, parse_norm
 
 
@@ -306,16 +305,11 @@ def test_gradcheck_and_gradgradcheck_through_the_penalty(norm, per_sample: bool)
     real, fake = images(4, torch.float64)
     x_hat = 0.4 * real + 0.6 * fake
     penalty = BanachGP(norm, lam=2.0, gamma=0.5, sampling=lambda r, f: x_hat, per_sample=per_sample)
-    names = [n for n, _ in critic.named_parameters()]
 
     def value(*params: torch.Tensor) -> torch.Tensor:
-        return penalty(
-            lambda x: functional_call(critic, dict(zip(names, params, strict=True)), (x,)),
-            real,
-            fake,
-        )
+        return penalty(functional(critic, params), real, fake)
 
-    params = tuple(p.detach().clone().requires_grad_(True) for p in critic.parameters())
+    params = leaf_parameters(critic)
     assert gradcheck(value, params)
     assert gradgradcheck(value, params)
 

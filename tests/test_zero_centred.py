@@ -10,9 +10,8 @@ import pytest
 import torch
 from torch import nn
 from torch.autograd import gradcheck, gradgradcheck
-from torch.func import functional_call
 
-from conftest import ConvCritic, dense_sobolev
+from conftest import ConvCritic, dense_sobolev, functional, leaf_parameters
 from lipreg import L2, BanachR1, BanachR2, Lp, Sobolev
 
 
@@ -94,14 +93,11 @@ def test_gradcheck_and_gradgradcheck(norm) -> None:  # type: ignore[no-untyped-d
     critic = ConvCritic(width=2).double()
     real, _ = images(3, torch.float64)
     penalty = BanachR1(norm, gamma=2.0)
-    names = [n for n, _ in critic.named_parameters()]
 
     def value(*params: torch.Tensor) -> torch.Tensor:
-        return penalty(
-            lambda x: functional_call(critic, dict(zip(names, params, strict=True)), (x,)), real
-        )
+        return penalty(functional(critic, params), real)
 
-    params = tuple(p.detach().clone().requires_grad_(True) for p in critic.parameters())
+    params = leaf_parameters(critic)
     assert gradcheck(value, params)
     assert gradgradcheck(value, params)
 
