@@ -50,6 +50,7 @@ def _worker(rank: int, world: int, init_file: str, out: str, results: dict) -> N
         summary = trainer.run()
         weights = [p.detach().clone() for p in trainer.d.parameters()]
         results[rank] = (grads, lam, gamma, summary.files, weights)
+        trainer.close()  # the group is the test's: this releases the DDP wrappers only
     finally:
         dist.destroy_process_group()
 

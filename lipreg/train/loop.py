@@ -16,6 +16,7 @@ checkpoints and a clean stop on SIGINT/SIGTERM.
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import time
@@ -444,5 +445,11 @@ class Trainer:
                 )
 
     def close(self) -> None:
-        """Leave the process group if this trainer joined it."""
+        """Leave the process group if this trainer joined it (the trainer cannot train after)."""
+        if self.ctx.distributed:
+            # Gloo sometimes aborts the process (SIGABRT at exit) when DistributedDataParallel
+            # wrappers outlive the process group, so they go first; DDP holds reference
+            # cycles, hence the collection.
+            self.generator, self.critic = self.g, self.d
+            gc.collect()
         teardown(self.ctx)

@@ -46,6 +46,10 @@ def main(out: Path) -> None:
         },
         out / f"rank{rank}.pt",
     )
+    # Accelerate's documented shutdown. The DDP wrapper goes before the process group:
+    # Gloo sometimes aborts a process whose DDP modules outlive the group.
+    critic, opt = accelerator.free_memory(critic, opt)
+    accelerator.end_training()
 
 
 if __name__ == "__main__":
