@@ -32,6 +32,24 @@ def check_batch(x: object, name: str) -> Tensor:
     return x
 
 
+def check_scores(scores: object, batch: int, name: str, fix: str) -> Tensor:
+    """``scores`` as ``[B]``: critic scores must be ``[B]`` or ``[B, 1]`` with ``B = batch``;
+    ``fix`` ends the message of a rejected value."""
+    if not isinstance(scores, Tensor):
+        raise TypeError(
+            f"{name} must be a tensor of critic scores, shape [B] or [B, 1], got "
+            f"{type(scores).__name__}; {fix}"
+        )
+    if scores.shape == (batch, 1):
+        return scores.squeeze(1)
+    if scores.shape != (batch,):
+        raise ValueError(
+            f"{name} must hold one score per sample, shape [B] or [B, 1] with B={batch}, got "
+            f"shape {list(scores.shape)}; {fix}"
+        )
+    return scores
+
+
 def upcast(x: Tensor) -> Tensor:
     """float16/bfloat16 -> float32: norms of gradients under-/overflow in half precision."""
     return x.float() if x.dtype in _LOW_PRECISION else x

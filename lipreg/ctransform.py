@@ -23,23 +23,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from lipreg._validation import check_pair
-from lipreg.derivative import Critic
+from lipreg._validation import check_pair, check_scores
+from lipreg.derivative import Critic, critic_scores
 from lipreg.norms import Norm, parse_norm
 from lipreg.pairwise import pairwise_distances
-
-
-def _check_scores(d_real: object, batch: int) -> Tensor:
-    if not isinstance(d_real, Tensor):
-        raise TypeError(f"d_real must be a tensor of scores [B] or [B, 1], got {type(d_real)}")
-    if d_real.shape == (batch, 1):
-        return d_real.squeeze(1)
-    if d_real.shape != (batch,):
-        raise ValueError(
-            f"d_real must hold one critic score per real sample, shape [B] or [B, 1] with "
-            f"B={batch}, got shape {list(d_real.shape)}"
-        )
-    return d_real
 
 
 def c_transform(d_real: Tensor, real: Tensor, fake: Tensor, norm: Norm | str = "l2") -> Tensor:
@@ -57,7 +44,7 @@ def c_transform(d_real: Tensor, real: Tensor, fake: Tensor, norm: Norm | str = "
     the minimising real sample.
     """
     check_pair(real, fake, "real", "fake")
-    scores = _check_scores(d_real, real.shape[0])
+    scores = check_scores(d_real, real.shape[0], "d_real", "pass critic(real)")
     cost = pairwise_distances(real, fake, parse_norm(norm))  # [B, M]
     return (cost - scores.unsqueeze(1).to(cost.dtype)).amin(dim=0)
 
@@ -96,7 +83,7 @@ class CTransformLoss(nn.Module):
             )
         check_pair(real, fake, "real", "fake")
         self.norm.check(real, "real")
-        d_real = _check_scores(critic(real, **critic_kwargs), real.shape[0])
+        d_real = critic_scores(critic(real, **critic_kwargs), real.shape[0])
         d_c = c_transform(d_real, real, fake, self.norm)
         return -(d_real.to(d_c.dtype).mean() + d_c.mean())
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from lipreg._validation import upcast
+from lipreg._validation import check_scores, upcast
 
 Engine: TypeAlias = Literal["func", "autograd"]
 Critic: TypeAlias = Callable[..., Tensor]
@@ -75,21 +75,11 @@ def running_stats_frozen(critic: object) -> Iterator[None]:
             m.track_running_stats = True
 
 
-def _scores(out: object, batch: int) -> Tensor:
+def critic_scores(out: object, batch: int) -> Tensor:
     """The critic's output as ``[B]``; it must be ``[B]`` or ``[B, 1]``."""
-    if not isinstance(out, Tensor):
-        raise TypeError(
-            "the critic must return a tensor of scores, shape [B] or [B, 1], "
-            f"got {type(out).__name__}"
-        )
-    if out.shape == (batch, 1):
-        return out.squeeze(1)
-    if out.shape != (batch,):
-        raise ValueError(
-            f"the critic must return one score per sample, shape [B] or [B, 1] with B={batch}, "
-            f"got shape {list(out.shape)}; reduce its output to one value per sample"
-        )
-    return out
+    return check_scores(
+        out, batch, "the critic's output", "make the critic return one value per sample"
+    )
 
 
 def _cotangent_scale(
@@ -239,7 +229,7 @@ def input_gradient(
     batch = x.shape[0]
 
     def f(z: Tensor) -> Tensor:
-        return _scores(critic(z, **kwargs), batch)
+        return critic_scores(critic(z, **kwargs), batch)
 
     scale = _cotangent_scale(grad_scaler, x.device)
     with running_stats_frozen(critic):

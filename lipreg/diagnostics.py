@@ -20,8 +20,8 @@ from lipreg._validation import check_batch, check_real, upcast
 from lipreg.derivative import (
     Critic,
     Engine,
-    _scores,
     check_options,
+    critic_scores,
     input_gradient,
     running_stats_frozen,
 )
@@ -47,7 +47,7 @@ def _best_pair(
     critic: Critic, points: Tensor, norm: Norm, kwargs: Mapping[str, Any]
 ) -> tuple[float, int, int]:
     """``(quotient, i, j)`` maximising ``|D(x_i) - D(x_j)| / ||x_i - x_j||_B``, ``i != j``."""
-    scores = _scores(critic(points, **kwargs), points.shape[0]).to(points.dtype)
+    scores = critic_scores(critic(points, **kwargs), points.shape[0]).to(points.dtype)
     dist = pairwise_distances(points, points, norm)
     quotient = (scores.unsqueeze(1) - scores.unsqueeze(0)).abs() / dist
     quotient = torch.where(dist > 0, quotient, torch.zeros_like(quotient))

@@ -9,9 +9,9 @@ from typing import Any, TypeAlias
 import torch
 from torch import Tensor
 
-from lipreg._validation import check_batch, upcast
+from lipreg._validation import check_batch, check_scores, upcast
 from lipreg.calibration import Calibration, Setting
-from lipreg.derivative import Critic, _scores
+from lipreg.derivative import Critic, critic_scores
 from lipreg.norms import Norm
 from lipreg.penalty import Calibrated, NormPenalty, Stats, check_critic, check_pair
 from lipreg.sampling import interpolate
@@ -124,13 +124,14 @@ class FiniteDifferenceGP(NormPenalty, Calibrated):
         d_fake: Tensor | None,
         critic_kwargs: dict[str, Any],
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Points ``x``, ``y`` (detached) and the critic's scores on them, ``[B]`` each."""
+        """Points ``x``, ``y`` (detached) and the critic's scores on them, ``[B]`` each;
+        ``d_real``, ``d_fake`` are checked ``[B]`` scores or None."""
         batch = real.shape[0]
 
         def scores(points: Tensor, given: Tensor | None) -> Tensor:
             if given is not None:
-                return _scores(given, batch)
-            return _scores(critic(points, **critic_kwargs), points.shape[0])
+                return given
+            return critic_scores(critic(points, **critic_kwargs), points.shape[0])
 
         real = real.detach()
         fake = None if fake is None else fake.detach()
@@ -197,9 +198,11 @@ class FiniteDifferenceGP(NormPenalty, Calibrated):
         check_critic(critic)
         check_pair(real, fake)
         self.norm.check(real, "real")
-        for name, given in (("d_real", d_real), ("d_fake", d_fake)):
-            if given is not None and not isinstance(given, Tensor):
-                raise TypeError(f"{name} must be the critic's scores as a tensor [B] or [B, 1]")
+        batch = real.shape[0]
+        if d_real is not None:
+            d_real = check_scores(d_real, batch, "d_real", "pass critic(real) of this batch")
+        if d_fake is not None:
+            d_fake = check_scores(d_fake, batch, "d_fake", "pass critic(fake) of this batch")
         if self.calibration.means.device != real.device:
             self.to(real.device)
         with torch.autocast(real.device.type, enabled=False):

@@ -24,6 +24,7 @@ can be smaller than the zero-padded layer's norm (kernel ``[-1, 2, -1]``, ``n = 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +45,15 @@ def _tuple(value: int | Sequence[int], dims: int, name: str) -> tuple[int, ...]:
             f"axis of the kernel), got {name}={value!r}"
         )
     return values
+
+
+@functools.lru_cache(maxsize=256)
+def _most_copies(n: int, before: int, after: int, mode: str) -> int:
+    """How often the most repeated entry of a length-``n`` axis appears after ``F.pad`` with
+    ``mode``; cached because a parametrization asks on every new weight."""
+    index = torch.arange(n, dtype=torch.float64).view(1, 1, n)
+    padded = F.pad(index, (before, after), mode=mode)
+    return int(torch.bincount(padded.flatten().long()).max())
 
 
 def _fold(weight: Tensor, axis: int, n: int, dilation: int) -> Tensor:
@@ -183,12 +193,11 @@ class ConvGeometry:
         input entry appears in the padded input (1 for zero padding), a product over axes."""
         if self.padding_mode == "zeros":
             return 1.0
-        gain = 1.0
-        for n, (before, after) in zip(self.input_size, self.padding, strict=True):
-            index = torch.arange(n, dtype=torch.float64).view(1, 1, n)
-            padded = F.pad(index, (before, after), mode=self.padding_mode)
-            gain *= math.sqrt(int(torch.bincount(padded.flatten().long()).max()))
-        return gain
+        copies = (
+            _most_copies(n, before, after, self.padding_mode)
+            for n, (before, after) in zip(self.input_size, self.padding, strict=True)
+        )
+        return math.sqrt(math.prod(copies))
 
     def bound(self, weight: Tensor) -> Tensor:
         """An upper bound on the l2 operator norm of this layer with kernel ``weight``.

@@ -200,7 +200,7 @@ class Local(Weighted):
         (
             lambda: CTransformLoss()(lambda z: z.flatten(1), torch.zeros(2, 3), torch.zeros(2, 3)),
             ValueError,
-            "one critic score per real sample",
+            "the critic's output must hold one score per sample",
         ),
         (
             lambda: c_transform(torch.zeros(3), torch.zeros(2, 3), torch.zeros(2, 3)),
