@@ -37,7 +37,7 @@ def check_scores(scores: object, batch: int, name: str, fix: str) -> Tensor:
     ``fix`` ends the message of a rejected value."""
     if not isinstance(scores, Tensor):
         raise TypeError(
-            f"{name} must be a tensor of critic scores, shape [B] or [B, 1], got "
+            f"{name} must be a tensor of scores, shape [B] or [B, 1], got "
             f"{type(scores).__name__}; {fix}"
         )
     if scores.shape == (batch, 1):

@@ -43,7 +43,7 @@ CASES = [
     (NET, R, None, TypeError, "needs fake samples", False),
     (lambda x: x.flatten(1)[:, :2], R, R, ValueError, "got shape [4, 2]", True),
     (lambda x: x.flatten(1).sum(1)[:3], R, R, ValueError, "shape [B] or [B, 1] with B=4", True),
-    (lambda x: (x.sum(), x.sum()), R, R, TypeError, "must return a tensor", True),
+    (lambda x: (x.sum(), x.sum()), R, R, TypeError, "output must be a tensor of scores", True),
     (lambda x: NET(x.detach()), R, R, ValueError, "does not depend on its input", True),
     (lambda x: torch.ones(4), R, R, ValueError, "does not depend on its input", True),
     (lambda x: x.flatten(1).sqrt().sum(1), R, R, ValueError, "NaN or inf", True),

@@ -190,7 +190,7 @@ R, F = images(4, torch.float32)
         ({"pairs": "interpolates"}, {"fake": None}, TypeError, "pairs='interpolates' needs fake"),
         ({}, {"fake": F[:3]}, ValueError, "real has 4 samples and fake 3"),
         ({}, {"fake": F.double()}, ValueError, "dtype differs"),
-        ({}, {"d_real": [1.0] * 4}, TypeError, "d_real must be a tensor of critic scores"),
+        ({}, {"d_real": [1.0] * 4}, TypeError, "d_real must be a tensor of scores"),
         ({}, {"d_fake": torch.zeros(3)}, ValueError, "d_fake must hold one score per sample"),
         ({}, {"real": R.clone().fill_(float("nan"))}, ValueError, "NaN or inf"),
         ({"pairs": lambda r, f: r}, {}, TypeError, "must return a tuple (x, y)"),

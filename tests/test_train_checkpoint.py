@@ -4,13 +4,17 @@ corrupt or foreign files."""
 from __future__ import annotations
 
 import fractions
+import io
 import os
 import random
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from train_helpers import image_config, one_thread, restore_threads, toy_config, training_rows
 
 from lipreg.train import checkpoint
@@ -156,7 +160,7 @@ def test_corrupt_and_foreign_checkpoints_are_refused_clearly(tmp_path: Path) -> 
     cases = {
         "truncated.pt": (data[: len(data) // 2], "truncated or corrupt"),
         "empty.pt": (b"", "truncated or corrupt"),
-        "noise.pt": (os.urandom(2000), "cannot be read as a checkpoint"),
+        "noise.pt": (random.Random(0).randbytes(2000), "not a file written by torch.save"),
     }
     for name, (content, message) in cases.items():
         (tmp_path / name).write_bytes(content)
@@ -175,6 +179,42 @@ def test_corrupt_and_foreign_checkpoints_are_refused_clearly(tmp_path: Path) -> 
         checkpoint.load(partial)
     with pytest.raises(CheckpointError, match="no checkpoint at"):
         checkpoint.load(tmp_path / "missing")
+
+
+def _small_checkpoint() -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"format": checkpoint.FORMAT, "step": 1, "critic": {"w": torch.ones(3)}}, buffer)
+    return buffer.getvalue()
+
+
+SMALL = _small_checkpoint()
+
+
+@st.composite
+def damaged_files(draw: st.DrawFn) -> bytes:
+    """Foreign bytes, bytes behind torch.save's zip header, or a real checkpoint with some
+    bytes overwritten and possibly cut short."""
+    kind = draw(st.sampled_from(["noise", "zip header", "damaged"]))
+    if kind == "noise":
+        return draw(st.binary(max_size=300))
+    if kind == "zip header":
+        return b"PK\x03\x04" + draw(st.binary(max_size=300))
+    data = bytearray(SMALL)
+    for _ in range(draw(st.integers(1, 4))):
+        data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    return bytes(data[: draw(st.integers(1, len(data)))])
+
+
+@settings(max_examples=300, deadline=None)
+@given(damaged_files())
+def test_any_damaged_file_gets_a_checkpoint_error(data: bytes) -> None:
+    # torch's readers fail on such bytes with IndexError, KeyError, struct.error, ...; the
+    # user must always get the one clear error type.
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "checkpoint.pt"
+        path.write_bytes(data)
+        with pytest.raises(CheckpointError, match="--resume: "):
+            checkpoint.load(path)
 
 
 def test_a_checkpoint_of_other_models_is_refused(tmp_path: Path) -> None:

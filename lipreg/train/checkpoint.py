@@ -12,13 +12,13 @@ import os
 import pickle
 import random
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 FORMAT = "lipreg.train/1"
+_ZIP_MAGIC = b"PK\x03\x04"  # the first bytes of every file torch.save writes
 _KEYS = (
     "format",
     "step",
@@ -77,14 +77,23 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"--resume: no checkpoint at {source}; give a checkpoint file or a run directory "
             "holding checkpoint.pt"
         )
+    with source.open("rb") as f:
+        head = f.read(len(_ZIP_MAGIC))
+    if head and head != _ZIP_MAGIC:
+        # torch.save writes zip archives; anything else would reach torch's legacy unpickler,
+        # which fails on foreign bytes with arbitrary exceptions.
+        raise CheckpointError(
+            f"--resume: {source} cannot be read as a checkpoint: it is not a file written by "
+            "torch.save; resume from a checkpoint.pt of a lipreg train run"
+        )
     try:
         state = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"--resume: {source} cannot be read as a checkpoint of tensors and plain values: it "
-            "is not a torch file, is damaged, or holds other objects (refused for safety)"
+            "is damaged or holds other objects (refused for safety)"
         ) from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
+    except Exception as e:  # a damaged archive fails wherever the reader trips (IndexError, ...)
         reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"--resume: {source} is truncated or corrupt ({reason}); resume from an earlier "
