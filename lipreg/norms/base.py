@@ -19,6 +19,14 @@ def format_number(v: float) -> str:
     return str(int(v)) if v.is_integer() else repr(v)
 
 
+def sqrt_zero_safe(squared: Tensor) -> Tensor:
+    """``sqrt(squared)`` elementwise with derivative 0 where ``squared`` is 0 (as the ``l^p``
+    norms have at the zero vector) rather than NaN."""
+    positive = squared > 0
+    root = torch.where(positive, squared, torch.ones_like(squared)).sqrt()
+    return torch.where(positive, root, torch.zeros_like(root))
+
+
 class Norm(ABC):
     """A norm ``||.||_B`` on batch-first tensors together with its dual norm ``||.||_{B*}``.
 
@@ -179,10 +187,7 @@ class LocalNorm(Norm):
         The square root of :meth:`dual_squared`, with derivative 0 where it is 0 (as the
         ``l^p`` norms have at the zero vector) rather than NaN.
         """
-        squared = self.dual_squared(g, at)
-        positive = squared > 0
-        root = torch.where(positive, squared, torch.ones_like(squared)).sqrt()
-        return torch.where(positive, root, torch.zeros_like(root))
+        return sqrt_zero_safe(self.dual_squared(g, at))
 
     def dual_squared(self, g: Tensor, at: Tensor | None = None) -> Tensor:
         """``||g_b||_{at_b, *}^2`` for every sample, quadratic in ``g``: ``[B, ...] -> [B]``."""

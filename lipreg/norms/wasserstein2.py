@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lipreg._validation import check_real
-from lipreg.norms.base import LocalNorm
+from lipreg.norms.base import LocalNorm, sqrt_zero_safe
 
 #: Neighbour offsets ``(d_row, d_col)`` of the stencil: each pixel ``p`` is joined to
 #: ``p + o`` when that pixel exists, so every edge appears once. As in the authors' code:
@@ -149,8 +149,12 @@ class Wasserstein2(LocalNorm):
 
     def metric(self, h: Tensor, at: Tensor) -> Tensor:
         """``M h = L_rho h + gamma_l2 h`` at base points ``at``, shape of ``h``."""
+        return self._metric(h, self.edge_weights(at))
+
+    def _metric(self, h: Tensor, weights: Tensor) -> Tensor:
+        """:meth:`metric` with the base points' :meth:`edge_weights` given."""
         difference, _ = _kernels(h.shape[1], h.device, h.dtype)
-        flows = self.edge_weights(at) * _edge_maps(h, difference)
+        flows = weights * _edge_maps(h, difference)
         # The adjoint of the padded convolution: transposed convolution, padding cropped.
         back = F.conv_transpose2d(flows, difference, groups=h.shape[1])
         left, _, top, _ = _PAD
@@ -164,16 +168,15 @@ class Wasserstein2(LocalNorm):
                 "gamma_l2 > 0: L_rho alone is singular. Build Wasserstein2(gamma_l2=...) with "
                 "a positive weight (the dual norm works with gamma_l2=0)"
             )
+        weights = self.edge_weights(at)
         with torch.no_grad():
-            u = self._solve(x.detach(), at)
+            u = self._solve(x.detach(), weights)
         # 2<h, u> - <u, M u> equals <h, M^-1 h> at the solution and, being stationary in u
         # there, has the exact gradient 2 M^-1 h in h with u held constant.
-        squared = 2 * (x * u).flatten(1).sum(1) - (u * self.metric(u, at)).flatten(1).sum(1)
-        positive = squared > 0
-        root = torch.where(positive, squared, torch.ones_like(squared)).sqrt()
-        return torch.where(positive, root, torch.zeros_like(root))
+        squared = 2 * (x * u).flatten(1).sum(1) - (u * self._metric(u, weights)).flatten(1).sum(1)
+        return sqrt_zero_safe(squared)
 
-    def _solve(self, h: Tensor, at: Tensor) -> Tensor:
+    def _solve(self, h: Tensor, weights: Tensor) -> Tensor:
         """``M^{-1} h`` per sample by conjugate gradients (M is symmetric positive definite
         for gamma_l2 > 0), to a relative residual of ``sqrt(eps)`` of the dtype times 1e-2."""
         tol = (torch.finfo(h.dtype).eps ** 0.5) * 1e-2
@@ -189,8 +192,9 @@ class Wasserstein2(LocalNorm):
         for _ in range(h[0].numel()):
             if bool((rr <= target).all()):
                 break
-            md = self.metric(d, at)
-            step = rr / torch.where(dot(d, md) > 0, dot(d, md), torch.ones_like(rr))
+            md = self._metric(d, weights)
+            dmd = dot(d, md)
+            step = rr / torch.where(dmd > 0, dmd, torch.ones_like(rr))
             u = u + step * d
             r = r - step * md
             rr_new = dot(r, r)
