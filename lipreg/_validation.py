@@ -7,6 +7,7 @@ says how to fix it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from numbers import Real
 
 import torch
@@ -48,6 +49,18 @@ def check_scores(scores: object, batch: int, name: str, fix: str) -> Tensor:
             f"shape {list(scores.shape)}; {fix}"
         )
     return scores
+
+
+def check_input_shape(input_shape: object) -> tuple[int, ...]:
+    """``input_shape`` as a tuple if it is the shape of one critic input without the batch
+    axis: a non-empty sequence of positive integers."""
+    shape = tuple(input_shape) if isinstance(input_shape, Sequence) else ()
+    if not shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
+        raise ValueError(
+            "input_shape must be the shape of one critic input without the batch axis, a "
+            f"non-empty sequence of positive integers such as (3, 32, 32); got {input_shape!r}"
+        )
+    return shape
 
 
 def upcast(x: Tensor) -> Tensor:

@@ -17,7 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from lipreg.spectral import ConvGeometry
+from lipreg._validation import check_input_shape
+from lipreg.spectral import CONVS, ConvGeometry
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,7 @@ _KNOWN = (
     *_SHAPE_ONLY,
     *_DROPOUT,
     nn.Linear,
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
+    *CONVS,
     *_AVG_POOLS,
     *_MAX_POOLS,
     *_ADAPTIVE_MAX_POOLS,
@@ -184,7 +183,7 @@ def _leaf_bound(layer: nn.Module, x: Tensor, y: Tensor) -> tuple[float, bool]:
     if isinstance(layer, nn.Linear):
         weight = layer.weight.detach().double()
         return float(torch.linalg.matrix_norm(weight, ord=2)), True
-    if isinstance(layer, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+    if isinstance(layer, CONVS):
         geometry = ConvGeometry.of(layer, tuple(x.shape[2:]))
         return float(geometry.bound(layer.weight.detach().double())), geometry.exact
     if isinstance(layer, _AVG_POOLS):
@@ -228,12 +227,7 @@ def layer_bounds(critic: nn.Module, input_shape: Sequence[int]) -> list[LayerBou
     """
     if not isinstance(critic, nn.Module):
         raise TypeError(f"critic must be an nn.Module, got {type(critic).__name__}")
-    shape = tuple(input_shape) if isinstance(input_shape, Sequence) else ()
-    if not shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
-        raise ValueError(
-            "input_shape must be the shape of one sample without the batch axis, a non-empty "
-            f"sequence of positive integers such as (3, 32, 32); got {input_shape!r}"
-        )
+    shape = check_input_shape(input_shape)
     reference = next(
         (t for t in (*critic.parameters(), *critic.buffers()) if t.is_floating_point()), None
     )

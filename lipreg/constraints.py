@@ -14,10 +14,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 from torch.utils.hooks import RemovableHandle
 
 from lipreg._modes import eval_mode
-from lipreg._validation import check_real
-from lipreg.spectral import ConvGeometry
-
-_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+from lipreg._validation import check_input_shape, check_real
+from lipreg.spectral import CONVS, ConvGeometry
 
 
 class WeightClip:
@@ -142,12 +140,7 @@ def _traced_input_sizes(
     critic: nn.Module, convs: Mapping[str, nn.Module], input_shape: Sequence[int]
 ) -> dict[str, tuple[int, ...]]:
     """The spatial input size of every layer in ``convs``, from one forward of a zero input."""
-    shape = tuple(input_shape) if isinstance(input_shape, Sequence) else ()
-    if not shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
-        raise ValueError(
-            "input_shape must be the shape of one critic input without the batch axis, a "
-            f"non-empty sequence of positive integers such as (3, 32, 32); got {input_shape!r}"
-        )
+    shape = check_input_shape(input_shape)
     sizes: dict[str, set[tuple[int, ...]]] = {name: set() for name in convs}
     handles = [
         conv.register_forward_pre_hook(
@@ -222,7 +215,7 @@ def spectral_normalize(
         )
     check_real(eps, "eps", 0.0, math.inf, open_low=True, open_high=True)
     layers: dict[str, nn.Module] = {
-        name: m for name, m in critic.named_modules() if isinstance(m, (nn.Linear, *_CONVS))
+        name: m for name, m in critic.named_modules() if isinstance(m, (nn.Linear, *CONVS))
     }
     if not layers:
         raise ValueError(f"{type(critic).__name__} has no nn.Linear or nn.Conv layer to normalise")
@@ -232,7 +225,7 @@ def spectral_normalize(
                 f"layer {name!r} is already parametrized or spectrally normalised; nothing was "
                 "changed (normalise each critic once)"
             )
-    convs = {name: m for name, m in layers.items() if isinstance(m, _CONVS)}
+    convs = {name: m for name, m in layers.items() if isinstance(m, CONVS)}
     fft_sizes: dict[str, tuple[int, ...]] = {}
     if conv == "fft" and convs:
         if input_shape is None:

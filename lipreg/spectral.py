@@ -33,6 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lipreg._validation import upcast
+
+CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)  #: the layer types ConvGeometry describes
+
 
 def _tuple(value: int | Sequence[int], dims: int, name: str) -> tuple[int, ...]:
     """``value`` as a ``dims``-tuple of positive integers (an int is repeated)."""
@@ -116,8 +120,7 @@ def circular_conv_norm(
         raise ValueError(
             f"groups={groups} must divide the number of output channels {weight.shape[0]}"
         )
-    if weight.dtype in (torch.float16, torch.bfloat16):
-        weight = weight.float()
+    weight = upcast(weight)
     for axis, (n, d) in enumerate(zip(size, dil, strict=True)):
         weight = _fold(weight, 2 + axis, n, d)
     spatial = tuple(range(2, 2 + dims))
@@ -150,7 +153,7 @@ class ConvGeometry:
     @classmethod
     def of(cls, conv: nn.Module, input_size: Sequence[int]) -> ConvGeometry:
         """The geometry of ``conv`` (``nn.Conv1d/2d/3d``) on inputs of spatial ``input_size``."""
-        if not isinstance(conv, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+        if not isinstance(conv, CONVS):
             raise TypeError(
                 f"conv must be an nn.Conv1d, nn.Conv2d or nn.Conv3d, got {type(conv).__name__} "
                 "(transposed convolutions are not supported)"
