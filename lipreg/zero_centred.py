@@ -67,8 +67,13 @@ class _ZeroCentred(GradientPenalty):
                 "penalty(critic, real, fake)"
             )
         x = self._evaluation_points(real, fake)
-        squared = self._dual_norms(critic, x, critic_kwargs, squared=True)
-        with torch.autocast(x.device.type, enabled=False):
+        return self._from_squared_duals(self._dual_norms(critic, x, critic_kwargs, squared=True))
+
+    def _from_squared_duals(self, squared: Tensor) -> Tensor:
+        """``(gamma / 2) mean(squared)`` from the squared dual norms ``[B]``, checked finite and
+        recorded in :attr:`stats` (adapters that take the input gradient themselves call
+        this)."""
+        with torch.autocast(squared.device.type, enabled=False):
             penalty = (self.gamma / 2) * squared.mean()
         self._raise_if_not_finite(squared)
         with torch.no_grad():

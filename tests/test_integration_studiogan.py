@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lipreg import BanachGP, BanachR1
-from lipreg.integrations.studiogan import grad_penalty, r1_reg, stylegan_r1_reg
+from lipreg.integrations.studiogan import AdvOutput, grad_penalty, r1_reg, stylegan_r1_reg
 
 sys.path.insert(0, str(Path(__file__).parent / "standins"))
 host = importlib.import_module("studiogan_host")
@@ -94,6 +94,34 @@ def test_r1_in_a_dual_norm_against_a_dense_computation() -> None:
     t = torch.from_numpy(dense_sobolev((4, 4), 3, s=1.0, c=5.0))
     expected = 1.5 * (g.flatten(1) @ t.T).square().sum(1).mean()
     torch.testing.assert_close(value.detach(), expected)
+
+
+@pytest.mark.parametrize("norm", ["l2", "lp:p=4", "sobolev:s=-1,c=5", "w2:gamma_l2=0.1"])
+def test_r1_from_outputs_equals_the_penalty_on_the_critic(norm: str) -> None:
+    """From StudioGAN's outputs, R1 is BanachR1 evaluated on the critic, in any norm (also a
+    local norm, measured at the images), and records the same statistics."""
+    real, labels, _ = batch()
+    torch.manual_seed(0)
+    d = host.Discriminator().double()
+    real = real.double().sigmoid() * 2 - 1  # images in [-1, 1]: densities for w2
+    direct = BanachR1(norm, gamma=3.0)
+    expected = direct(AdvOutput(d), real, labels=labels)
+    adapted = BanachR1(norm, gamma=3.0)
+    images = real.clone().requires_grad_(True)
+    value = r1_reg(adapted)(d(images, labels)["adv_output"], images, "cpu")
+    torch.testing.assert_close(value, expected)
+    assert adapted.stats is not None and direct.stats is not None
+    torch.testing.assert_close(adapted.stats.as_dict(), direct.stats.as_dict())
+
+
+def test_r1_from_outputs_refuses_non_finite_gradients() -> None:
+    real, labels, _ = batch()
+    torch.manual_seed(0)
+    d = host.Discriminator()
+    images = real.clone().requires_grad_(True)
+    out = d(images, labels)["adv_output"] * torch.tensor(float("inf"))
+    with pytest.raises(ValueError, match="non-finite values in the penalty"):
+        r1_reg(BanachR1("l2"))(out, images, "cpu")
 
 
 def test_penalty_state_in_studiogan_checkpoint() -> None:

@@ -81,7 +81,7 @@ def _r1_of_outputs(penalty: BanachR1, adv_output: Tensor, images: Tensor) -> Ten
     StudioGAN hands over the discriminator's output on ``images`` (a leaf requiring grad),
     not the discriminator, so ``penalty(critic, real)`` (which evaluates the critic itself)
     cannot be used; the input gradient is taken of the given output as lipreg's batched
-    autograd engine does, and measured with the penalty's norm.
+    autograd engine does, and measured with the penalty's norm at ``images``.
     """
     if not images.requires_grad:
         raise ValueError(
@@ -90,7 +90,8 @@ def _r1_of_outputs(penalty: BanachR1, adv_output: Tensor, images: Tensor) -> Ten
         )
     (g,) = torch.autograd.grad(adv_output.sum(), images, create_graph=True)
     with torch.autocast(images.device.type, enabled=False):
-        return (penalty.gamma / 2) * penalty.norm.dual_squared(g).mean()
+        squared = penalty.norm.dual_squared(g, at=images.detach())
+    return penalty._from_squared_duals(squared)
 
 
 def r1_reg(penalty: BanachR1) -> Callable[[Tensor, Tensor, Any], Tensor]:
