@@ -63,6 +63,19 @@ def check_input_shape(input_shape: object) -> tuple[int, ...]:
     return shape
 
 
+def first_tensor(batch: object, who: str) -> Tensor:
+    """The samples of a data-loader batch: ``batch`` itself or the first element of a
+    tuple/list, which must be a tensor; ``who`` names the consumer in the error."""
+    item = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
+    if not isinstance(item, Tensor):
+        raise TypeError(
+            f"{who} expects batches that are tensors [B, ...] or tuples/lists whose first "
+            "element is one (as a DataLoader over (image, label) yields), "
+            f"got {type(batch).__name__}"
+        )
+    return item
+
+
 def upcast(x: Tensor) -> Tensor:
     """float16/bfloat16 -> float32: norms of gradients under-/overflow in half precision."""
     return x.float() if x.dtype in _LOW_PRECISION else x

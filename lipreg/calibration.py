@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from lipreg._state import CheckedState
-from lipreg._validation import check_batch, check_real
+from lipreg._validation import check_batch, check_real, first_tensor
 from lipreg.norms import Norm
 
 Auto: TypeAlias = Literal["auto"]
@@ -51,17 +51,6 @@ class Estimate:
     means: Tensor  # [2]: running means of ||X||_B and ||X||_{B*}
     count: Tensor  # samples behind ``means``
     learned: bool = False  # whether ``means`` includes the call's batch and is to be stored
-
-
-def _first_tensor(batch: object) -> Tensor:
-    item = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
-    if not isinstance(item, Tensor):
-        raise TypeError(
-            "calibrate() expects batches that are tensors [B, ...] or tuples/lists whose first "
-            "element is one (as a DataLoader over (image, label) yields), "
-            f"got {type(batch).__name__}"
-        )
-    return item
 
 
 class Calibration(CheckedState):
@@ -162,7 +151,7 @@ class Calibration(CheckedState):
         for i, batch in enumerate(batches):
             if max_batches is not None and i >= max_batches:
                 break
-            real = check_batch(_first_tensor(batch), "batch")
+            real = check_batch(first_tensor(batch, "calibrate()"), "batch")
             norm.check(real, "batch")
             sums = self._sums(real, norm).to(self.means.device)
             totals = sums if totals is None else totals + sums

@@ -118,6 +118,12 @@ def test_calibrate_rejects_a_bad_max_batches() -> None:
         BanachGP(lam="auto").calibrate([torch.randn(2, 3)], max_batches=0)
 
 
+@pytest.mark.parametrize("batch", [(), ["images"], {"x": torch.randn(2, 3)}])
+def test_calibrate_rejects_batches_without_samples(batch: object) -> None:
+    with pytest.raises(TypeError, match=r"calibrate\(\) expects batches that are tensors"):
+        BanachGP(lam="auto").calibrate([batch])
+
+
 def test_state_dict_round_trip_through_a_weights_only_checkpoint() -> None:
     penalty = BanachGP("lp:p=10", lam="auto", gamma="auto")
     penalty.calibrate([torch.randn(7, 3, 8, 8)], freeze=True)

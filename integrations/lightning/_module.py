@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from lipreg._validation import check_real
+from lipreg._validation import check_real, first_tensor
 
 from ._logging import log_penalty
 
@@ -111,12 +111,7 @@ class BanachWGAN(LightningModule):
         return torch.randn(n, self.latent_dim, device=like.device, dtype=like.dtype)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
-        real = batch[0] if isinstance(batch, (tuple, list)) else batch
-        if not isinstance(real, Tensor):
-            raise TypeError(
-                "batches must be tensors [B, ...] or tuples/lists whose first element is one, "
-                f"got {type(batch).__name__}"
-            )
+        real = first_tensor(batch, f"{type(self).__name__}.training_step")
         optimizers = self.optimizers()
         if not isinstance(optimizers, list) or len(optimizers) != 2:
             raise RuntimeError("configure_optimizers must return [generator's, critic's]")
