@@ -21,13 +21,11 @@ from torch.nn import functional as F
 from lipreg import BanachGP, BanachR1
 from lipreg._validation import check_real
 from lipreg.calibration import Setting
-from lipreg.derivative import check_options
-from lipreg.norms import Norm, parse_norm
+from lipreg.norms import Norm
 
 from ._host import Host, load_host
 
 Protocol: TypeAlias = Literal["ada", "sg3"]
-PenaltyName: TypeAlias = Literal["r1", "gp"]
 
 PHASES = ("Gmain", "Greg", "Gboth", "Dmain", "Dreg", "Dboth")
 #: Name under which the penalty is attached to the discriminator, so that the hosts'
@@ -181,17 +179,14 @@ class BanachLoss:
                 f"penalty must be 'r1' (StyleGAN2's loss with R1 in the dual norm) or 'gp' "
                 f"(Wasserstein loss with BanachGP), got {penalty!r}"
             )
-        check_options(engine, None)
         if engine != "autograd":
             raise ValueError(
                 f"engine must be 'autograd' for the StyleGAN hosts, got {engine!r}: their custom "
                 "ops are old-style autograd.Functions that torch.func rejects on CUDA, and the "
                 "loss reuses the discriminator's output from the penalty's own evaluation"
             )
-        parsed = parse_norm(norm)
-        self.penalty_name: PenaltyName = "r1" if penalty == "r1" else "gp"
         self.penalty: BanachR1 | BanachGP
-        if self.penalty_name == "r1":
+        if penalty == "r1":
             if lam is not None:
                 raise ValueError(
                     f"lam applies to penalty='gp' only, got lam={lam!r} with penalty='r1'; R1's "
@@ -203,10 +198,10 @@ class BanachLoss:
                     "penalty='r1' gamma is R1's weight: give a number or leave it to r1_gamma"
                 )
             weight = r1_gamma if gamma is None else gamma
-            self.penalty = BanachR1(parsed, weight, per_sample=per_sample, engine="autograd")
+            self.penalty = BanachR1(norm, weight, per_sample=per_sample, engine="autograd")
         else:
             self.penalty = BanachGP(
-                parsed,
+                norm,
                 lam=10.0 if lam is None else lam,
                 gamma=1.0 if gamma is None else gamma,
                 per_sample=per_sample,
@@ -344,7 +339,7 @@ class BanachLoss:
         if isinstance(self.penalty, BanachR1):
             return self.penalty.gamma != 0
         setting = self.penalty.calibration.lam_setting
-        return setting == "auto" or setting != 0
+        return setting != 0  # "auto" included
 
     def _report(self, name: str, value: Tensor) -> None:
         self.host.report(name, value)
@@ -403,7 +398,7 @@ class BanachLoss:
         if phase not in PHASES:
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
         sync_, gain_, nimg = self._arguments(args, sync, gain, cur_nimg)
-        wgan = self.penalty_name == "gp"
+        wgan = isinstance(self.penalty, BanachGP)
         do_Gmain = phase in ("Gmain", "Gboth")
         do_Gpl = phase in ("Greg", "Gboth") and self.pl_weight != 0
         do_Dmain = phase in ("Dmain", "Dboth")
@@ -483,7 +478,7 @@ class BanachLoss:
         blur: float,
     ) -> None:
         """The real-data loss and the regulariser, in one backward pass (the synced one)."""
-        wgan = self.penalty_name == "gp"
+        wgan = isinstance(self.penalty, BanachGP)
         real = real_img.detach()
 
         def critic_at(c: Tensor, sync_: bool) -> _Recorded:
