@@ -13,7 +13,7 @@ from lipreg._validation import check_batch, check_scores, upcast
 from lipreg.calibration import Calibration, Setting
 from lipreg.derivative import Critic, critic_scores
 from lipreg.norms import Norm
-from lipreg.penalty import Calibrated, NormPenalty, Stats, check_critic, check_pair
+from lipreg.penalty import Calibrated, NormPenalty, Stats
 from lipreg.sampling import interpolate
 
 PairSampler: TypeAlias = Callable[[Tensor, "Tensor | None"], tuple[Tensor, Tensor]]
@@ -195,18 +195,13 @@ class FiniteDifferenceGP(NormPenalty, Calibrated):
             critic_kwargs: passed to the critic unchanged (e.g. class labels) on each of
                 ``x`` and ``y`` (separate forward passes of ``B`` points each).
         """
-        check_critic(critic)
-        check_pair(real, fake)
-        self.norm.check(real, "real")
+        self._check_inputs(critic, real, fake)
         batch = real.shape[0]
         if d_real is not None:
             d_real = check_scores(d_real, batch, "d_real", "pass critic(real) of this batch")
         if d_fake is not None:
             d_fake = check_scores(d_fake, batch, "d_fake", "pass critic(fake) of this batch")
-        if self.calibration.means.device != real.device:
-            self.to(real.device)
-        with torch.autocast(real.device.type, enabled=False):
-            estimate = self.calibration.estimate(real, self.norm)
+        estimate = self._estimate(real)
         x, y, d_x, d_y = self._pair_scores(critic, real, fake, d_real, d_fake, critic_kwargs)
         with torch.autocast(real.device.type, enabled=False):
             with torch.no_grad():

@@ -20,7 +20,7 @@ from typing_extensions import Self
 from lipreg._state import CheckedState
 from lipreg._validation import check_batch
 from lipreg._validation import check_pair as _check_pair
-from lipreg.calibration import Calibration, Setting
+from lipreg.calibration import Calibration, Estimate, Setting
 from lipreg.derivative import Critic, Engine, check_options, input_gradient
 from lipreg.norms import Norm, parse_norm
 from lipreg.sampling import SAMPLERS, Sampler, resolve_sampler
@@ -78,6 +78,11 @@ class NormPenalty(CheckedState):
         super().__init__()
         self.norm = parse_norm(norm)
 
+    def _check_inputs(self, critic: object, real: Tensor, fake: Tensor | None) -> None:
+        check_critic(critic)
+        check_pair(real, fake)
+        self.norm.check(real, "real")
+
     def get_extra_state(self) -> dict[str, str]:
         return {"norm": self.norm.spec}
 
@@ -125,11 +130,6 @@ class GradientPenalty(NormPenalty):
         self.chunk_size = chunk_size
         self.grad_scaler = grad_scaler
         self.check_finite = bool(check_finite)
-
-    def _check_inputs(self, critic: object, real: Tensor, fake: Tensor | None) -> None:
-        check_critic(critic)
-        check_pair(real, fake)
-        self.norm.check(real, "real")
 
     def _evaluation_points(self, real: Tensor, fake: Tensor | None) -> Tensor:
         """``x_hat = sampler(real, fake)`` from detached inputs, checked against ``real``."""
@@ -214,6 +214,14 @@ class Calibrated:
                 "or run penalty.calibrate(batches) first"
             )
         return float(self.calibration.means[index])
+
+    def _estimate(self, real: Tensor) -> Estimate:
+        """This call's lam/gamma (and running means, not yet committed) with ``real`` in them,
+        computed on ``real``'s device in float32 at least."""
+        if self.calibration.means.device != real.device:
+            self.calibration.to(real.device)
+        with torch.autocast(real.device.type, enabled=False):
+            return self.calibration.estimate(real, self.norm)
 
     @property
     def lam(self) -> float:
@@ -338,10 +346,7 @@ class BanachGP(GradientPenalty, Calibrated):
         """
         self._check_inputs(critic, real, fake)
         x_hat = self._evaluation_points(real, fake)
-        if self.calibration.means.device != real.device:
-            self.to(real.device)
-        with torch.autocast(real.device.type, enabled=False):
-            estimate = self.calibration.estimate(real, self.norm)
+        estimate = self._estimate(real)
         dual = self._dual_norms(critic, x_hat, critic_kwargs, squared=False)
         with torch.autocast(real.device.type, enabled=False):
             lam, gamma = estimate.lam, estimate.gamma
