@@ -12,7 +12,9 @@ class CheckedState(nn.Module):
 
     ``nn.Module`` copies entries one by one and reports problems afterwards, which would leave
     running estimates half-loaded; subclasses list problems in :meth:`_state_problems` and a
-    non-empty list aborts the load with a ``RuntimeError`` before the module changes.
+    non-empty list aborts the load with a ``RuntimeError`` before the module changes. The
+    check covers checked submodules too (they load after their parent), so a rejected state
+    leaves the whole tree as it was.
     """
 
     def _state_problems(self, state_dict: dict[str, Any], prefix: str) -> list[str]:
@@ -29,7 +31,12 @@ class CheckedState(nn.Module):
         unexpected_keys: list[str],
         error_msgs: list[str],
     ) -> None:
-        problems = self._state_problems(state_dict, prefix)
+        problems = [
+            problem
+            for name, module in self.named_modules(prefix=prefix.removesuffix("."))
+            if isinstance(module, CheckedState)
+            for problem in module._state_problems(state_dict, name + "." if name else "")
+        ]
         if problems:
             raise RuntimeError(
                 f"cannot load this state into {type(self).__name__}, nothing was loaded: "

@@ -98,14 +98,7 @@ class Lazy(CheckedState):
         """Nothing to restore: ``every`` comes from the constructor (checked on load)."""
 
     def _state_problems(self, state_dict: dict[str, Any], prefix: str) -> list[str]:
-        # The wrapped penalty loads after this module: its problems are collected here too,
-        # so that a rejected checkpoint does not leave the counter loaded and the rest not.
-        problems = [
-            problem
-            for name, module in self.penalty.named_modules(prefix=prefix + "penalty")
-            if isinstance(module, CheckedState)
-            for problem in module._state_problems(state_dict, name + ".")
-        ]
+        problems: list[str] = []
         calls = state_dict.get(prefix + "calls")
         if calls is not None and not (
             isinstance(calls, Tensor)
