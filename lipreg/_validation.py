@@ -76,6 +76,15 @@ def first_tensor(batch: object, who: str) -> Tensor:
     return item
 
 
+def check_critic(critic: object, call: str = "penalty(critic, real, fake)") -> None:
+    """Raise unless ``critic`` is callable; ``call`` shows the right way to call."""
+    if not callable(critic):
+        raise TypeError(
+            f"critic must be callable (an nn.Module or function), got {type(critic).__name__}; "
+            f"call {call}"
+        )
+
+
 def upcast(x: Tensor) -> Tensor:
     """float16/bfloat16 -> float32: norms of gradients under-/overflow in half precision."""
     return x.float() if x.dtype in _LOW_PRECISION else x

@@ -23,7 +23,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from lipreg._validation import check_pair, check_scores
+from lipreg._validation import check_critic, check_pair, check_scores
 from lipreg.derivative import Critic, critic_scores
 from lipreg.norms import Norm, parse_norm
 from lipreg.pairwise import pairwise_distances
@@ -77,10 +77,7 @@ class CTransformLoss(nn.Module):
 
     def forward(self, critic: Critic, real: Tensor, fake: Tensor, **critic_kwargs: Any) -> Tensor:
         """``-(mean D(real) + mean D^c(fake))``, a 0-dim tensor to minimise in the critic step."""
-        if not callable(critic):
-            raise TypeError(
-                f"critic must be callable (an nn.Module or function), got {type(critic).__name__}"
-            )
+        check_critic(critic, "loss(critic, real, fake)")
         check_pair(real, fake, "real", "fake")
         self.norm.check(real, "real")
         d_real = critic_scores(critic(real, **critic_kwargs), real.shape[0])

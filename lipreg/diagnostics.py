@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from lipreg._modes import eval_mode as _eval_mode
-from lipreg._validation import check_batch, check_real, upcast
+from lipreg._validation import check_batch, check_critic, check_real, upcast
 from lipreg.derivative import (
     Critic,
     Engine,
@@ -104,8 +104,7 @@ def estimate_lipschitz(
         engine: ``"func"`` or ``"autograd"`` (see :func:`lipreg.input_gradient`).
         critic_kwargs: extra keyword arguments of the critic.
     """
-    if not callable(critic):
-        raise TypeError(f"critic must be callable (an nn.Module or function), got {critic!r}")
+    check_critic(critic, "estimate_lipschitz(critic, norm, samples)")
     norm = parse_norm(norm)
     check_batch(samples, "samples")
     norm.check(samples, "samples")

@@ -8,10 +8,10 @@ import torch
 from torch import Tensor, nn
 
 from lipreg._state import CheckedState
-from lipreg._validation import upcast
+from lipreg._validation import check_critic, upcast
 from lipreg.derivative import Critic
 from lipreg.norms import Norm
-from lipreg.penalty import check_critic, check_pair
+from lipreg.penalty import check_pair
 
 
 class Lazy(CheckedState):

@@ -18,7 +18,7 @@ from torch import Tensor
 from typing_extensions import Self
 
 from lipreg._state import CheckedState
-from lipreg._validation import check_batch
+from lipreg._validation import check_batch, check_critic
 from lipreg._validation import check_pair as _check_pair
 from lipreg.calibration import Calibration, Estimate, Setting
 from lipreg.derivative import Critic, Engine, check_options, input_gradient
@@ -54,15 +54,6 @@ def check_pair(real: Tensor, fake: Tensor | None) -> None:
     check_batch(real, "real")
     if fake is not None:
         _check_pair(real, fake, "real", "fake")
-
-
-def check_critic(critic: object) -> None:
-    """Raise unless ``critic`` is callable."""
-    if not callable(critic):
-        raise TypeError(
-            f"critic must be callable (an nn.Module or function), got {type(critic).__name__}; "
-            "call penalty(critic, real, fake)"
-        )
 
 
 class NormPenalty(CheckedState):
