@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,38 @@ def test_adam_settings_and_linear_decay_to_zero(tmp_path: Path) -> None:
     assert trainer.batches.state_dict() == {"epoch": 0, "position": 12}  # 3 critic steps x 4
 
 
+def test_a_skipped_first_fp16_step_still_advances_the_schedule_silently(tmp_path: Path) -> None:
+    """A GradScaler that skips the generator's first step (overflow): the rate still decays
+    with the iteration, and torch's warning about the scheduler stepping before the
+    optimiser (deliberate here) is not shown."""
+    trainer = Trainer(toy_config(tmp_path / "run", precision="fp16", steps=4))
+    trainer.scaler_g = torch.amp.GradScaler("cpu", init_scale=math.inf)  # every step overflows
+    before = [p.detach().clone() for p in trainer.g.parameters()]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.iteration()
+    assert not [w for w in caught if "lr_scheduler" in str(w.message)]
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.g.parameters(), strict=True))
+    assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * 3 / 4, abs=1e-15)
+
+
+def _warn_here() -> None:
+    warnings.warn("a warning shown once per location", UserWarning, stacklevel=1)
+
+
+def test_iterations_leave_once_only_warnings_shown_once(tmp_path: Path) -> None:
+    """Only a scheduler's first step enters ``catch_warnings`` (whose exit re-arms every
+    warning already shown once): later iterations leave the warning registries alone."""
+    trainer = Trainer(toy_config(tmp_path / "run", steps=4))
+    trainer.iteration()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # once per location
+        for _ in range(3):
+            _warn_here()
+            trainer.iteration()
+    assert len(caught) == 1
+
+
 def test_ema_is_the_warmed_up_exponential_average(tmp_path: Path) -> None:
     decay = 0.8
     trainer = Trainer(toy_config(tmp_path / "run", ema=decay))
@@ -273,3 +306,31 @@ def test_every_penalty_choice_trains(
 def test_zero_centred_penalties_need_a_fixed_weight(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--penalty r1 takes a fixed --gamma"):
         Trainer(toy_config(tmp_path / "run", penalty="r1", gamma="auto"))
+
+
+def test_the_local_w2_norm_trains_on_images_with_fixed_lam_and_gamma(tmp_path: Path) -> None:
+    """``--norm w2`` (a Riemannian metric: measured at a base point) builds and trains on
+    images with fixed lam and gamma; the layout check needs no base point."""
+    trainer = Trainer(image_config(tmp_path / "run", norm="w2", lam=10.0, gamma=1.0))
+    assert type(trainer.penalty.norm).__name__ == "Wasserstein2"
+    critic_before = [p.detach().clone() for p in trainer.d.parameters()]
+    trainer.iteration()
+    values = trainer.scalars()
+    assert all(math.isfinite(v) for v in values.values()), values
+    assert values["lam"] == 10.0 and values["gamma"] == 1.0 and values["dual_norm_max"] > 0
+    assert not all(
+        torch.equal(a, b) for a, b in zip(critic_before, trainer.d.parameters(), strict=True)
+    )
+
+
+def test_the_local_w2_norm_is_refused_clearly_where_it_does_not_apply(tmp_path: Path) -> None:
+    # lam and gamma 'auto' estimate E||X||_B and E||X||_B*, which a local norm does not define
+    with pytest.raises(ValueError, match=r"lam='auto' and gamma='auto' .* local norm"):
+        Trainer(image_config(tmp_path / "auto", norm="w2"))
+    # toy points are not images [C, H, W]
+    with pytest.raises(
+        ValueError,
+        match=r"^--norm w2:gamma_l2=0,low=-1,high=1 does not apply to samples of shape \[2\]: "
+        r"x must have layout \[B, C, H, W\] for Wasserstein2",
+    ):
+        Trainer(toy_config(tmp_path / "toy", norm="w2", lam=10.0, gamma=1.0))

@@ -397,8 +397,6 @@ def parse_command(
     if preset is not None:
         values.update(PRESETS[preset])
     values.update(given)
-    if "betas" in values:
-        values["betas"] = tuple(values["betas"])
     try:
         config = TrainConfig.from_dict(values)
     except ValueError as e:

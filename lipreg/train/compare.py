@@ -20,12 +20,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from lipreg._modes import eval_mode
 from lipreg.norms import parse_norm
 from lipreg.train import plots
 from lipreg.train.config import TrainConfig
 from lipreg.train.data import DATASETS
 from lipreg.train.distributed import launched_world
-from lipreg.train.evaluate import Evaluator, evaluating
+from lipreg.train.evaluate import Evaluator
 from lipreg.train.loop import Trainer
 from lipreg.train.penalties import check_norm
 
@@ -142,7 +143,9 @@ def compare_norms(config: TrainConfig, norms: Sequence[str]) -> Comparison:
             # The points of the final evaluation: the evaluator's real subset and noise are
             # fixed by the seed, so a new one reproduces them exactly.
             evaluator = Evaluator(trainer, summary.out)
-            critic = critics_in_eval_mode.enter_context(evaluating(trainer.d))
-            panels.append((f"{norm}: W1 = {w1:.4g}", critic, evaluator.real, evaluator.generate()))
+            critics_in_eval_mode.enter_context(eval_mode(trainer.d))
+            panels.append(
+                (f"{norm}: W1 = {w1:.4g}", trainer.d, evaluator.real, evaluator.generate())
+            )
         figure = plots.plot_norm_comparison(panels, Path(config.out) / FIGURE)
     return Comparison(runs=runs, figure=figure, interrupted=False)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from lipreg.norms import parse_norm
+from lipreg.train.data import DEFAULT_IMAGE_DATASET
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class TrainConfig:
     """A training run. Batch sizes are global (summed over processes)."""
 
     # data
-    data: str = "patches"
+    data: str = DEFAULT_IMAGE_DATASET
     data_root: str | None = None
     image_size: int | None = None
     data_size: int | None = None

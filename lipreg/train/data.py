@@ -362,6 +362,7 @@ def _check_options(
 
 
 def _check_int(value: object, name: str, low: int, high: int | None = None) -> None:
+    """Raise unless ``value`` is an int (not a bool) ``>= low`` (and ``<= high`` if given)."""
     bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an integer {bounds}, got {value!r}")
@@ -391,6 +392,12 @@ def _check_indices(indices: object) -> None:
 
 def _from_uint8(x: Tensor) -> Tensor:
     return x.float() / 127.5 - 1.0
+
+
+def _to_uint8(x: Tensor) -> Tensor:
+    """Images in ``[-1, 1]`` (float) to 8-bit ``round((x + 1) * 127.5)`` clamped to
+    ``0..255``, same shape: the inverse of :func:`_from_uint8` on its values."""
+    return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
 # ---------------------------------------------------------------------------------------

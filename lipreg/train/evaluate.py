@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from lipreg._modes import eval_mode
 from lipreg.train import metrics, plots
 from lipreg.train.checkpoint import rng_state, set_rng_state
 
@@ -39,17 +40,6 @@ def preserved_rng() -> Iterator[None]:
         yield
     finally:
         set_rng_state(state)
-
-
-@contextmanager
-def evaluating(module: nn.Module) -> Iterator[nn.Module]:
-    """``module`` in eval mode inside the block (batch norm uses its running statistics)."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was_training)
 
 
 class Evaluator:
@@ -75,7 +65,7 @@ class Evaluator:
         t = self.trainer
         model = t.ema.module if t.ema is not None else t.g
         out = []
-        with preserved_rng(), torch.no_grad(), evaluating(model):
+        with preserved_rng(), torch.no_grad(), eval_mode(model):
             for z in torch.split(self.noise, t.config.gen_batch_size):
                 out.append(model(z.to(t.device)).float().cpu())
         return torch.cat(out)
@@ -103,9 +93,9 @@ class Evaluator:
         files = [] if self.last_grid is None else [self.last_grid]
         if self.toy:
             path = self.out / "critic_surface.png"
-            with evaluating(self.trainer.d) as critic:
+            with eval_mode(self.trainer.d):
                 plots.plot_critic_surface(
-                    critic, self.real, self.generate(), path, title=f"step {step}"
+                    self.trainer.d, self.real, self.generate(), path, title=f"step {step}"
                 )
             files.append(path)
         files += plots.plot_scalars(scalars, self.out / "plots")

@@ -33,14 +33,15 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel
 
+from lipreg import Stats
 from lipreg.train import checkpoint
 from lipreg.train.batches import Batches
-from lipreg.train.config import RUNTIME_FIELDS, TrainConfig
+from lipreg.train.config import RUNTIME_FIELDS, TrainConfig, _option
 from lipreg.train.data import load_dataset
 from lipreg.train.distributed import Context, any_rank, gather, setup, teardown, wrap
 from lipreg.train.evaluate import Evaluator
 from lipreg.train.models import build_models
-from lipreg.train.penalties import PENALTIES, build_penalty, check_norm, penalty_scalars
+from lipreg.train.penalties import PENALTIES, build_penalty, check_norm
 from lipreg.train.scalars import ScalarLog
 from lipreg.train.signals import StopRequest
 
@@ -109,6 +110,20 @@ def _describe(penalty: nn.Module) -> str:
     return f"{inner} of {_describe(wrapped)}" if isinstance(wrapped, nn.Module) else inner
 
 
+def _advance(sched: LambdaLR) -> None:
+    """``sched.step()``. A GradScaler skips the optimiser steps that overflow (fp16) while
+    the schedule still advances with the iteration, which torch warns about on a scheduler's
+    first step only (``_step_count == 1``; the count is part of the scheduler's state, so a
+    resumed run is past it). The warning is silenced on that step alone: entering
+    ``catch_warnings`` on every step would reset the registries of once-only warnings."""
+    if sched._step_count != 1:
+        sched.step()
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)`")
+        sched.step()
+
+
 def _seed_everything(seed: int, rank: int) -> None:
     """Independent streams per (seed, rank) for Python and torch (noise and the penalty's
     interpolation weights)."""
@@ -141,7 +156,7 @@ class Trainer:
         for name in ("batch_size", "gen_batch_size"):
             if getattr(c, name) % world:
                 raise ValueError(
-                    f"--{name.replace('_', '-')} {getattr(c, name)} is the global batch and must "
+                    f"{_option(name)} {getattr(c, name)} is the global batch and must "
                     f"be divisible by the number of processes ({world})"
                 )
         try:
@@ -199,8 +214,11 @@ class Trainer:
         """One critic update on a fresh real batch and fresh fakes."""
         real = next(self.batches).to(self.device, non_blocking=True)
         z = torch.randn(real.shape[0], self.z_dim, device=self.device)
+        # The unwrapped generator: no gradients flow here, so DDP has nothing to do (the
+        # generator step's forward broadcasts rank 0's batch-norm buffers; in training mode
+        # batch norm normalises with the batch's statistics, so the fakes are the same).
         with torch.no_grad(), self.autocast():
-            fake = self.generator(z).to(real.dtype)
+            fake = self.g(z).to(real.dtype)
         self.opt_d.zero_grad(set_to_none=True)
         self.critic_backward(real, fake)
         self.scaler_d.step(self.opt_d)
@@ -211,13 +229,13 @@ class Trainer:
         critic's gradients (scaled under fp16)."""
         with self.autocast():
             d_real, d_fake = self.critic(real), self.critic(fake)
-            d_loss = d_fake.mean() - d_real.mean() + self.penalty(self.critic, real, fake)
+            mean_fake, mean_real = d_fake.mean(), d_real.mean()
+            d_loss = mean_fake - mean_real + self.penalty(self.critic, real, fake)
             d_loss = d_loss + self.config.drift * d_real.float().square().mean()
         self.scaler_d.scale(d_loss).backward()
         self.last = {
             "loss/critic": d_loss.detach(),
-            "critic_gap": (d_real.mean() - d_fake.mean()).detach(),
-            **penalty_scalars(self.penalty),
+            "critic_gap": mean_real.detach() - mean_fake.detach(),
         }
 
     def generator_step(self) -> None:
@@ -240,12 +258,8 @@ class Trainer:
         for _ in range(self.config.n_critic):
             self.critic_step()
         self.generator_step()
-        with warnings.catch_warnings():
-            # A GradScaler skips the optimiser steps that overflow (fp16); the schedule
-            # still advances with the iteration, which torch would warn about.
-            warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)`")
-            self.sched_d.step()
-            self.sched_g.step()
+        for sched in (self.sched_d, self.sched_g):
+            _advance(sched)
         self.step += 1
 
     def run(self) -> Summary:
@@ -318,8 +332,16 @@ class Trainer:
     # ---- outputs ----------------------------------------------------------------------------
 
     def scalars(self) -> dict[str, float]:
-        """The last iteration's scalars as floats (one host synchronisation)."""
-        values = {k: float(v) for k, v in self.last.items()}
+        """The last iteration's scalars as floats: the critic's loss and gap, the penalty's
+        statistics of its last evaluating call (``penalty.stats``), the generator's loss, the
+        Wasserstein estimate and the learning rate."""
+        # in the log's column order: the critic's scalars, the penalty's, the generator's
+        values = {k: float(v) for k, v in self.last.items() if k != "loss/generator"}
+        stats = getattr(self.penalty, "stats", None)
+        if isinstance(stats, Stats):
+            values |= stats.as_dict()
+        if "loss/generator" in self.last:
+            values["loss/generator"] = float(self.last["loss/generator"])
         values["wasserstein"] = self._wasserstein(values)
         values["lr"] = float(self.sched_g.get_last_lr()[0])
         return values
@@ -397,7 +419,7 @@ class Trainer:
     def _load(self, state: dict[str, Any]) -> None:
         saved = TrainConfig.from_dict(state["config"])
         differ = [
-            f"--{k.replace('_', '-')} {getattr(saved, k)!r} (this run: {getattr(self.config, k)!r})"
+            f"{_option(k)} {getattr(saved, k)!r} (this run: {getattr(self.config, k)!r})"
             for k in saved.to_dict()
             if k not in RUNTIME_FIELDS and getattr(saved, k) != getattr(self.config, k)
         ]

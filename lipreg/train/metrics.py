@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lipreg._validation import check_batch, upcast
+from lipreg.train.data import _check_int, _to_uint8
 
 # ---------------------------------------------------------------------------------------
 # input checks
@@ -60,14 +61,6 @@ def _check_pair(
             f"measures), got {a.shape[0]} and {b.shape[0]}; draw as many of each"
         )
     return a, b
-
-
-def _check_count(value: object, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer >= {low}, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {name}={value}")
-    return value
 
 
 def _float64(x: Tensor) -> np.ndarray[Any, np.dtype[np.float64]]:
@@ -118,8 +111,8 @@ def sliced_wasserstein(
     seeds the directions; computed in the dtype and on the device of ``a``.
     """
     a, b = _check_pair(a, b, ("a", "b"), same_n=True)
-    _check_count(directions, "directions")
-    _check_count(repeats, "repeats")
+    _check_int(directions, "directions", 1)
+    _check_int(repeats, "repeats", 1)
     results = []
     for _ in range(repeats):
         theta = torch.randn(a.shape[1], directions, generator=generator, dtype=torch.float64)
@@ -252,14 +245,14 @@ def swd(
             f"real and fake must have the same shape (equally many images of one size), got "
             f"{list(real.shape)} and {list(fake.shape)}"
         )
-    _check_count(nhood_size, "nhood_size")
+    _check_int(nhood_size, "nhood_size", 1)
     if nhood_size % 2 == 0:
         raise ValueError(f"nhood_size must be odd (a centred neighbourhood), got {nhood_size}")
-    _check_count(nhoods_per_image, "nhoods_per_image")
-    _check_count(directions, "directions")
-    _check_count(repeats, "repeats")
-    _check_count(min_resolution, "min_resolution")
-    _check_count(seed, "seed", low=0)
+    _check_int(nhoods_per_image, "nhoods_per_image", 1)
+    _check_int(directions, "directions", 1)
+    _check_int(repeats, "repeats", 1)
+    _check_int(min_resolution, "min_resolution", 1)
+    _check_int(seed, "seed", 0)
     side = min(real.shape[2:])
     if side < nhood_size:
         raise ValueError(
@@ -355,9 +348,9 @@ def kid(
     the standard deviation is the population one (``np.std``).
     """
     a, b = _check_pair(real, fake, ("real", "fake"), same_n=False)
-    _check_count(subsets, "subsets")
-    _check_count(subset_size, "subset_size", low=2)
-    _check_count(seed, "seed", low=0)
+    _check_int(subsets, "subsets", 1)
+    _check_int(subset_size, "subset_size", 2)
+    _check_int(seed, "seed", 0)
     if subset_size > min(a.shape[0], b.shape[0]):
         raise ValueError(
             f"subset_size={subset_size} exceeds the samples available (real {a.shape[0]}, "
@@ -403,7 +396,7 @@ def inception_score(
         if (p < 0).any() or not torch.allclose(p.sum(1), torch.ones_like(p[:, 0]), atol=1e-6):
             raise ValueError("probs must be non-negative rows summing to 1; pass logits= instead")
         log_p = p.log()
-    _check_count(splits, "splits")
+    _check_int(splits, "splits", 1)
     n = log_p.shape[0]
     if splits > n:
         raise ValueError(f"splits={splits} exceeds the {n} samples; pass splits <= {n}")
@@ -445,7 +438,7 @@ def _to_uint8_rgb(images: Tensor) -> Tensor:
     """``[N, 3, H, W]`` uint8 from images in ``[-1, 1]`` (grey images repeated to RGB)."""
     if images.shape[1] == 1:
         images = images.expand(-1, 3, -1, -1)
-    return ((images.detach().float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return _to_uint8(images.detach().float())
 
 
 def inception_metrics(
@@ -475,7 +468,7 @@ def inception_metrics(
         check_batch(x, name)
         if x.ndim != 4 or x.shape[1] not in (1, 3):
             raise ValueError(f"{name} must be images [N, 1 or 3, H, W], got {list(x.shape)}")
-    _check_count(batch_size, "batch_size")
+    _check_int(batch_size, "batch_size", 1)
     reason = inception_unavailable(weights)
     if reason is not None:
         raise RuntimeError(reason)

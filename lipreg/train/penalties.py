@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from lipreg import BanachGP, BanachR1, BanachR2, FiniteDifferenceGP, Lazy, parse_norm
 from lipreg.derivative import Engine
@@ -108,20 +108,10 @@ def check_norm(spec: str, sample_shape: tuple[int, ...]) -> None:
     ``sample_shape`` (a Sobolev norm needs images ``[C, H, W]``, not toy points ``[2]``), so
     that a run fails when it is built rather than at its first critic step."""
     norm = parse_norm(spec)
-    x = torch.zeros(1, *sample_shape)
     try:
-        norm.norm(x)
-        norm.dual(x)
+        # The layout check only: evaluating a local norm (w2) would need a base point.
+        norm.check(torch.zeros(1, *sample_shape), "x")
     except ValueError as e:
         raise ValueError(
             f"--norm {spec} does not apply to samples of shape {list(sample_shape)}: {e}"
         ) from None
-
-
-def penalty_scalars(penalty: nn.Module) -> dict[str, Tensor]:
-    """The statistics of the last evaluating call as 0-dim tensors (read them only when
-    logging): ``penalty``, dual norm (or quotient) statistics, ``lam``, ``gamma``."""
-    stats = getattr(penalty, "stats", None)
-    if stats is None:
-        return {}
-    return {k: v for k, v in vars(stats).items() if isinstance(v, Tensor)}
