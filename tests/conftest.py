@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
+
+from lipreg import Lp, Norm, Sobolev
 
 
 @pytest.fixture(autouse=True)
@@ -57,6 +60,77 @@ def dense_sobolev(spatial: tuple[int, ...], channels: int, s: float, c: float) -
     t = np.linalg.inv(f) @ np.diag(mult) @ f
     assert np.abs(t.imag).max() < 1e-10  # the multiplier is even, so the filter is real
     return np.kron(np.eye(channels), t.real)
+
+
+def dense_filter(norm: Norm, shape: tuple[int, ...], dual: bool = False) -> np.ndarray:
+    """The matrix T with ``norm(x) = ||T x||_p`` (``dual``: ``norm.dual(g) = ||T g||_q``) on
+    flattened [C, *spatial] samples of ``shape``: the dense Sobolev filter of order s (-s for
+    the dual), or the identity for L^p."""
+    if isinstance(norm, Sobolev):
+        return dense_sobolev(shape[1:], shape[0], -norm.s if dual else norm.s, norm.c)
+    assert isinstance(norm, Lp), norm
+    return np.eye(math.prod(shape))
+
+
+def dense_norm(layer: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, ...]) -> float:
+    """The l2 operator norm of the linear part of ``layer`` on [*shape] inputs, from its dense
+    matrix (the layer applied to every basis vector, minus its value at 0), float64."""
+    n = math.prod(shape)
+    basis = torch.eye(n, dtype=torch.float64).view(n, *shape)
+    with torch.no_grad():
+        out = layer(basis) - layer(torch.zeros_like(basis[:1]))  # remove the bias
+    return float(torch.linalg.matrix_norm(out.reshape(n, -1), ord=2))
+
+
+def images(b: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """``b`` "real" images uniform in [-1, 1) and ``b`` Gaussian "fakes", [b, 3, 8, 8]."""
+    return torch.rand(b, 3, 8, 8, dtype=dtype) * 2 - 1, torch.randn(b, 3, 8, 8, dtype=dtype)
+
+
+def assert_same_grads(
+    a: nn.Module,
+    b: nn.Module,
+    rtol: float,
+    atol: float,
+    without_grad: Sequence[str] | None = None,
+) -> None:
+    """``a``'s parameter gradients are close to ``b``'s (``b`` the expected ones); a parameter
+    without a gradient (no path to the loss) has none in both. If ``without_grad`` is given,
+    exactly the parameters of ``a`` it names have no gradient."""
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        if p.grad is None or q.grad is None:
+            assert p.grad is None and q.grad is None, name
+        else:
+            torch.testing.assert_close(p.grad, q.grad, rtol=rtol, atol=atol)
+    if without_grad is not None:
+        assert [n for n, p in a.named_parameters() if p.grad is None] == list(without_grad)
+
+
+def wgan_gp(
+    critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor
+) -> torch.Tensor:
+    """Gulrajani et al.'s gradient penalty as commonly hand-written, lam = 10 (one
+    ``torch.rand`` draw of [B, 1, 1, 1] interpolation weights, then the critic)."""
+    alpha = torch.rand(real.size(0), 1, 1, 1)
+    interpolates = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    out = critic(interpolates)
+    gradients = torch.autograd.grad(
+        outputs=out, inputs=interpolates, grad_outputs=torch.ones_like(out), create_graph=True
+    )[0]
+    gradients = gradients.view(gradients.size(0), -1)
+    return ((gradients.norm(2, dim=1) - 1) ** 2).mean() * 10
+
+
+def brute_force_per_sample(
+    critic: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+) -> torch.Tensor:
+    """g_i = d D(x)_i / d x_i, one full backward per sample."""
+    rows = []
+    for i in range(x.shape[0]):
+        z = x.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(critic(z).flatten()[i], z)
+        rows.append(g[i])
+    return torch.stack(rows)
 
 
 class Calls(nn.Module):

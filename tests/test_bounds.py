@@ -12,19 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from conftest import dense_norm
 from lipreg import L2
 from lipreg.bounds import layer_bounds, lipschitz_upper_bound
 from lipreg.diagnostics import estimate_lipschitz
-
-
-def jacobian_norm(
-    layer: nn.Module, shape: tuple[int, ...], at: torch.Tensor | None = None
-) -> float:
-    """||J||_2 of the layer at one point (the operator norm for linear layers), float64."""
-    x = torch.randn(1, *shape, dtype=torch.float64) if at is None else at
-    jac = torch.autograd.functional.jacobian(lambda z: layer(z).flatten(), x)
-    return float(torch.linalg.matrix_norm(jac.reshape(jac.shape[0], -1), ord=2))
-
 
 LINEAR_LAYERS = [
     (nn.Linear(7, 5), (7,)),
@@ -43,7 +34,7 @@ def test_exact_on_single_linear_layers(layer: nn.Module, shape: tuple[int, ...])
     layer = layer.double()
     (bound,) = [b for b in layer_bounds(layer, shape) if b.layer != "Flatten"]
     assert bound.exact
-    assert bound.bound == pytest.approx(jacobian_norm(layer, shape), rel=1e-10)
+    assert bound.bound == pytest.approx(dense_norm(layer, shape), rel=1e-10)
 
 
 @pytest.mark.parametrize(
@@ -61,7 +52,7 @@ def test_exact_on_single_linear_layers(layer: nn.Module, shape: tuple[int, ...])
 def test_bound_on_other_linear_layers(layer: nn.Module, shape: tuple[int, ...]) -> None:
     layer = layer.double()
     (bound,) = layer_bounds(layer, shape)
-    true = jacobian_norm(layer, shape)
+    true = dense_norm(layer, shape)
     assert true <= bound.bound * (1 + 1e-10)
     if bound.exact:
         assert bound.bound == pytest.approx(true, rel=1e-10)
@@ -131,7 +122,7 @@ def test_batch_norm_in_eval_mode_is_exact() -> None:
         bn.weight.copy_(torch.tensor([1.5, -3.0, 0.2]))
     bn.eval()
     (bound,) = layer_bounds(bn, (3, 2, 2))
-    assert bound.bound == pytest.approx(jacobian_norm(bn, (3, 2, 2)), rel=1e-10)
+    assert bound.bound == pytest.approx(dense_norm(bn, (3, 2, 2)), rel=1e-10)
 
 
 def test_dropout_bound_follows_the_mode() -> None:

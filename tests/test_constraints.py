@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from conftest import dense_norm
 from lipreg.bounds import lipschitz_upper_bound
 from lipreg.constraints import FFTSpectralNorm, WeightClip, spectral_normalize
 
@@ -134,14 +135,6 @@ def test_bad_arguments(call, error, words) -> None:  # type: ignore[no-untyped-d
 # ---------------------------------------------------------------- spectral normalisation
 
 
-def dense_norm(layer: nn.Module, shape: tuple[int, ...]) -> float:
-    n = math.prod(shape)
-    basis = torch.eye(n, dtype=torch.float64).view(n, *shape)
-    with torch.no_grad():
-        out = layer(basis) - layer(torch.zeros_like(basis[:1]))
-    return float(torch.linalg.matrix_norm(out.reshape(n, -1), ord=2))
-
-
 def test_power_iteration_normalises_every_layer() -> None:
     net = spectral_normalize(critic().double(), n_power_iterations=1)
     for i in (0, 3, 6):
@@ -205,42 +198,65 @@ class Skips(nn.Module):
 
 
 @pytest.mark.parametrize(
-    ("call", "error", "words"),
+    ("build", "call", "error", "words"),
     [
         (
-            lambda: spectral_normalize(critic(), conv="exact"),
+            critic,
+            lambda net: spectral_normalize(net, conv="exact"),
             ValueError,
             "conv must be 'power' or 'fft'",
         ),
         (
-            lambda: spectral_normalize(critic(), conv="fft"),
+            critic,
+            lambda net: spectral_normalize(net, conv="fft"),
             ValueError,
             "conv='fft' needs input_shape",
         ),
         (
-            lambda: spectral_normalize(critic(), conv="fft", input_shape=(0, 6)),
+            critic,
+            lambda net: spectral_normalize(net, conv="fft", input_shape=(0, 6)),
             ValueError,
             "input_shape must be",
         ),
         (
-            lambda: spectral_normalize(critic(), n_power_iterations=0),
+            critic,
+            lambda net: spectral_normalize(net, n_power_iterations=0),
             ValueError,
             "n_power_iterations",
         ),
-        (lambda: spectral_normalize(critic(), eps=0.0), ValueError, "eps must be in (0, inf)"),
-        (lambda: spectral_normalize(nn.ReLU()), ValueError, "no nn.Linear or nn.Conv layer"),
-        (lambda: spectral_normalize("net"), TypeError, "critic must be an nn.Module"),
         (
-            lambda: spectral_normalize(Skips(False), conv="fft", input_shape=(1, 6, 6)),
+            critic,
+            lambda net: spectral_normalize(net, eps=0.0),
+            ValueError,
+            "eps must be in (0, inf)",
+        ),
+        (nn.ReLU, spectral_normalize, ValueError, "no nn.Linear or nn.Conv layer"),
+        (
+            lambda: Skips(False),
+            lambda net: spectral_normalize(net, conv="fft", input_shape=(1, 6, 6)),
             ValueError,
             "'unused' ran on no input",
         ),
     ],
 )
-def test_bad_arguments_change_nothing(call, error, words) -> None:  # type: ignore[no-untyped-def]
+def test_bad_arguments_change_nothing(build, call, error, words) -> None:  # type: ignore[no-untyped-def]
+    net = build()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    modes = [m.training for m in net.modules()]
     with pytest.raises(error) as info:
-        call()
+        call(net)
     assert words in str(info.value)
+    assert not any(parametrize.is_parametrized(m) for m in net.modules())
+    after = net.state_dict()
+    assert list(after) == list(before)
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+    assert [m.training for m in net.modules()] == modes
+
+
+def test_a_critic_that_is_no_module_is_rejected() -> None:
+    with pytest.raises(TypeError) as info:
+        spectral_normalize("net")  # type: ignore[arg-type]
+    assert "critic must be an nn.Module" in str(info.value)
 
 
 def test_shared_layer_on_two_sizes_is_rejected_before_any_change() -> None:

@@ -10,10 +10,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import Tensor, nn
+from torch import Tensor
 from torch.autograd import gradcheck
 
-from conftest import dense_sobolev
+from conftest import dense_sobolev, mlp
 from lipreg import L2, Lp, Norm, Sobolev
 from lipreg.ctransform import CTransformLoss, c_transform
 from lipreg.pairwise import pairwise_distances
@@ -106,19 +106,9 @@ def test_c_transform_matches_a_double_loop(norm: Norm) -> None:
     )
 
 
-class Critic(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(32, 8), nn.Tanh(), nn.Linear(8, 1))
-
-    def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.net(x)
-        return out
-
-
 @pytest.mark.parametrize("norm", [L2(), Lp(10.0), Sobolev(s=-1.5)], ids=repr)
 def test_loss_value_and_gradients(norm: Norm) -> None:
-    critic = Critic().double()
+    critic = mlp(32, width=8, depth=1).double()
     real = torch.randn(6, *SHAPE, dtype=torch.float64)
     fake = torch.randn(5, *SHAPE, dtype=torch.float64, requires_grad=True)
     loss = CTransformLoss(norm)(critic, real, fake)
@@ -186,13 +176,15 @@ class Local(Weighted):
             "critic must be callable",
         ),
         (
-            lambda: CTransformLoss()(Critic(), torch.zeros(2, 2, 4, 4), torch.zeros(2, 2, 4)),
+            lambda: CTransformLoss()(
+                mlp(32, width=8, depth=1), torch.zeros(2, 2, 4, 4), torch.zeros(2, 2, 4)
+            ),
             ValueError,
             "shape differs",
         ),
         (
             lambda: CTransformLoss()(
-                Critic(), torch.zeros(2, 2, 4, 4), torch.zeros(2, 2, 4, 4).double()
+                mlp(32, width=8, depth=1), torch.zeros(2, 2, 4, 4), torch.zeros(2, 2, 4, 4).double()
             ),
             ValueError,
             "dtype differs",
@@ -213,7 +205,9 @@ class Local(Weighted):
             "d_real must be a tensor",
         ),
         (
-            lambda: CTransformLoss("sobolev:s=1")(Critic(), torch.zeros(2, 32), torch.zeros(2, 32)),
+            lambda: CTransformLoss("sobolev:s=1")(
+                mlp(32, width=8, depth=1), torch.zeros(2, 32), torch.zeros(2, 32)
+            ),
             ValueError,
             "layout",
         ),

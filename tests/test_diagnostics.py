@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from conftest import dense_sobolev
+from conftest import dense_filter
 from lipreg import L2, Lp, Norm, Sobolev
 from lipreg.diagnostics import estimate_lipschitz
 from lipreg.norms import conjugate
@@ -22,8 +22,7 @@ NORMS = [L2(), Lp(1.0), Lp(3.0), Lp(math.inf), Sobolev(s=-1.5), Sobolev(s=1.0, p
 def true_dual(a: Tensor, norm: Norm) -> float:
     """||a||_{B*} computed independently of lipreg: NumPy norms, dense Sobolev matrices."""
     flat = a.detach().double().flatten().numpy()
-    if isinstance(norm, Sobolev):
-        flat = dense_sobolev(SHAPE[1:], SHAPE[0], -norm.s, norm.c) @ flat
+    flat = dense_filter(norm, SHAPE, dual=True) @ flat
     return float(np.linalg.norm(flat, ord=conjugate(norm.p)))
 
 

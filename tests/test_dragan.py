@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import ConvCritic
+from conftest import ConvCritic, assert_same_grads
 from lipreg import BanachGP
 from lipreg.sampling import dragan, dragan_interpolate
 
@@ -58,10 +58,7 @@ def test_dragan_penalty_is_banach_gp_with_dragan_sampling() -> None:
     got = BanachGP("l2", lam=10.0, gamma=1.0, sampling="dragan_interpolate")(twin, real)
     got.backward()
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)
-    for p, q in zip(critic.parameters(), twin.parameters(), strict=True):
-        assert (p.grad is None) == (q.grad is None)
-        if p.grad is not None:
-            torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-7)
+    assert_same_grads(twin, critic, rtol=1e-4, atol=1e-7)
 
 
 @pytest.mark.parametrize("sampling", ["dragan", "dragan_interpolate"])

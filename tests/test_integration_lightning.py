@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from conftest import wgan_gp
 from lipreg import BanachGP
 from lipreg.integrations.lightning import log_penalty
 
@@ -64,10 +65,7 @@ class HandWrittenWGANGP(pl.LightningModule):
         (real,) = batch
         opt_g, opt_d = self.optimizers()
         fake = self.generator(torch.randn(real.shape[0], 3)).detach()
-        eps = torch.rand(real.shape[0], 1, 1, 1)
-        x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-        (g,) = torch.autograd.grad(self.critic(x_hat).sum(), x_hat, create_graph=True)
-        gp = 10 * ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+        gp = wgan_gp(self.critic, real, fake)
         d_loss = self.critic(fake).mean() - self.critic(real).mean() + gp
         opt_d.zero_grad()
         self.manual_backward(d_loss)

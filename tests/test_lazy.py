@@ -9,19 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import Calls, ConvCritic
+from conftest import Calls, ConvCritic, assert_same_grads, images
 from lipreg import BanachGP, BanachR1, Lazy, Lp
-
-
-def images(b: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.rand(b, 3, 8, 8) * 2 - 1, torch.randn(b, 3, 8, 8)
 
 
 @pytest.mark.parametrize("every", [1, 3, 16])
 def test_amortised_value_and_gradient_equal_the_eager_ones(every: int) -> None:
     """Over n * every calls on the same batch, the lazy values and parameter gradients add up
     to those of the eager penalty (StyleGAN2's rule)."""
-    real, _ = images()
+    real, _ = images(4)
     critic = ConvCritic().double()
     twin = copy.deepcopy(critic)
     real = real.double()
@@ -34,18 +30,14 @@ def test_amortised_value_and_gradient_equal_the_eager_ones(every: int) -> None:
     eager_total.backward()
     sum(lazy_values).backward()  # type: ignore[union-attr]
     torch.testing.assert_close(sum(lazy_values), eager_total, rtol=1e-12, atol=0)
-    for p, q in zip(critic.parameters(), twin.parameters(), strict=True):
-        if p.grad is None:
-            assert q.grad is None
-        else:
-            torch.testing.assert_close(q.grad, p.grad, rtol=1e-10, atol=1e-14)
+    assert_same_grads(twin, critic, rtol=1e-10, atol=1e-14)
     assert probe.calls == 2  # the critic only runs on the two evaluating calls
     assert [v.requires_grad for v in lazy_values] == [i % every == 0 for i in range(2 * every)]
     assert int(lazy.calls) == 2 * every
 
 
 def test_skipped_calls_return_a_plain_zero_on_the_right_device_and_dtype() -> None:
-    real, _ = images()
+    real, _ = images(4)
     lazy = Lazy(BanachR1(), every=4)
     assert lazy.due
     lazy(ConvCritic(), real)
@@ -58,7 +50,7 @@ def test_skipped_calls_return_a_plain_zero_on_the_right_device_and_dtype() -> No
 
 
 def test_schedule_resumes_from_a_checkpoint() -> None:
-    real, fake = images()
+    real, fake = images(4)
     lazy = Lazy(BanachGP(lam="auto", gamma="auto"), every=3)
     for _ in range(4):
         lazy(ConvCritic(), real, fake)
@@ -86,7 +78,7 @@ def test_schedule_resumes_from_a_checkpoint() -> None:
     ],
 )
 def test_bad_checkpoints_load_nothing(change, words: str) -> None:  # type: ignore[no-untyped-def]
-    real, fake = images()
+    real, fake = images(4)
     source = Lazy(BanachGP(lam="auto", gamma="auto"), every=3)
     source(ConvCritic(), real, fake)
     state = copy.deepcopy(source.state_dict())
@@ -100,7 +92,7 @@ def test_bad_checkpoints_load_nothing(change, words: str) -> None:  # type: igno
 
 
 def test_bad_calls_do_not_advance_the_counter() -> None:
-    real, fake = images()
+    real, fake = images(4)
     lazy = Lazy(BanachR1(), every=2)
     with pytest.raises(TypeError, match="critic must be callable"):
         lazy("critic", real)  # type: ignore[arg-type]
@@ -137,7 +129,7 @@ def test_repr() -> None:
 def test_stats_are_the_wrapped_penalty_s_last_evaluating_call() -> None:
     lazy = Lazy(BanachGP(), every=2)
     assert lazy.stats is None
-    real, fake = images()
+    real, fake = images(4)
     critic = ConvCritic()
     lazy(critic, real, fake)
     first = lazy.stats

@@ -11,7 +11,7 @@ import torch
 from scipy import optimize, special
 from torch.autograd import gradcheck
 
-from conftest import dense_sobolev
+from conftest import dense_filter, dense_sobolev
 from lipreg import L2, Lp, Norm, Sobolev, parse_norm
 from lipreg.norms import conjugate, sobolev_multiplier
 
@@ -194,9 +194,7 @@ NORM_CASES = [(Lp(p), (2, 3, 5)) for p in P_VALUES] + SOBOLEV_CASES
 @pytest.mark.parametrize(("norm", "shape"), NORM_CASES, ids=lambda v: str(v).split(" [")[0])
 def test_dual_is_attained_and_never_exceeded(norm: Norm, shape: tuple[int, ...]) -> None:
     g = torch.randn((1, *shape), dtype=torch.float64)
-    n = g.numel()
-    s, c = (norm.s, norm.c) if isinstance(norm, Sobolev) else (0.0, 1.0)
-    t = dense_sobolev(shape[1:], shape[0], s, c) if isinstance(norm, Sobolev) else np.eye(n)
+    t = dense_filter(norm, shape)
     dual = norm.dual(g).item()
     h_star = torch.from_numpy(hoelder_maximiser(t, g.numpy().ravel(), norm.p)).view_as(g)
     attained = (g * h_star).sum().item() / norm.norm(h_star).item()

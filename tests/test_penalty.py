@@ -12,39 +12,25 @@ import torch
 from torch import nn
 from torch.autograd import gradcheck, gradgradcheck
 
-from conftest import ConvCritic, dense_sobolev, functional, leaf_parameters, mlp
+from conftest import (
+    ConvCritic,
+    assert_same_grads,
+    brute_force_per_sample,
+    dense_filter,
+    functional,
+    images,
+    leaf_parameters,
+    mlp,
+    wgan_gp,
+)
 from lipreg import L2, BanachGP, Lp, Sobolev, input_gradient, parse_norm
-
-
-def images(b: int = 8, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.rand(b, 3, 8, 8, dtype=dtype) * 2 - 1, torch.randn(b, 3, 8, 8, dtype=dtype)
-
-
-def assert_same_grads(a: nn.Module, b: nn.Module, rtol: float, atol: float) -> None:
-    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
-        if p.grad is None or q.grad is None:  # e.g. the last bias: no path to the gradient
-            assert p.grad is None and q.grad is None, name
-        else:
-            torch.testing.assert_close(p.grad, q.grad, rtol=rtol, atol=atol)
-
-
-def wgan_gp(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Gulrajani et al.'s gradient penalty as commonly hand-written, lam = 10."""
-    alpha = torch.rand(real.size(0), 1, 1, 1)
-    interpolates = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    out = critic(interpolates)
-    gradients = torch.autograd.grad(
-        outputs=out, inputs=interpolates, grad_outputs=torch.ones_like(out), create_graph=True
-    )[0]
-    gradients = gradients.view(gradients.size(0), -1)
-    return ((gradients.norm(2, dim=1) - 1) ** 2).mean() * 10
 
 
 @pytest.mark.parametrize("make", [BanachGP, lambda: BanachGP(L2(), lam=10.0, gamma=1.0)])
 def test_l2_reproduces_hand_written_wgan_gp(make) -> None:  # type: ignore[no-untyped-def]
     critic = ConvCritic()
     twin = copy.deepcopy(critic)
-    real, fake = images()
+    real, fake = images(8)
     torch.manual_seed(7)
     expected = wgan_gp(critic, real, fake)
     expected.backward()
@@ -61,16 +47,15 @@ def test_value_is_lam_gamma_times_the_papers_term(norm, one_sided: bool) -> None
     """lam * gamma * E[(||dD||_* / gamma - 1)^2] with lam, gamma the real-data means, each
     piece computed independently (NumPy norms on the dense filter, autograd gradient)."""
     critic = ConvCritic().double()
-    real, fake = images(dtype=torch.float64)
+    real, fake = images(8, torch.float64)
     x_hat = 0.3 * real + 0.7 * fake
     penalty = BanachGP(
         norm, lam="auto", gamma="auto", sampling=lambda r, f: x_hat, one_sided=one_sided
     )
     got = penalty(critic, real, fake)
 
-    s, c = (norm.s, norm.c) if isinstance(norm, Sobolev) else (0.0, 1.0)
-    t = dense_sobolev((8, 8), 3, s, c)
-    t_dual = dense_sobolev((8, 8), 3, -s, c)
+    t = dense_filter(norm, (3, 8, 8))
+    t_dual = dense_filter(norm, (3, 8, 8), dual=True)
     flat = real.numpy().reshape(8, -1)
     lam = np.linalg.norm(flat @ t.T, ord=norm.p, axis=1).mean()
     gamma = np.linalg.norm(flat @ t_dual.T, ord=norm.q, axis=1).mean()
@@ -88,7 +73,7 @@ def test_value_is_lam_gamma_times_the_papers_term(norm, one_sided: bool) -> None
 
 def test_one_sided_ignores_gradients_below_gamma() -> None:
     critic = lambda x: 0.1 * x.flatten(1).sum(1)  # noqa: E731 - ||grad||_2 = 0.1 sqrt(192) > 1
-    real, fake = images()
+    real, fake = images(8)
     two = BanachGP(gamma=1.0)(critic, real, fake)
     one = BanachGP(gamma=1.0, one_sided=True)(critic, real, fake)
     assert two.item() == pytest.approx(one.item())
@@ -109,7 +94,7 @@ class Recorder(nn.Module):
 
 @pytest.mark.parametrize("sampling", ["real", "fake", "interpolate", "custom"])
 def test_sampling(sampling: str) -> None:
-    real, fake = images()
+    real, fake = images(8)
     critic = Recorder()
     received = {}
 
@@ -136,7 +121,7 @@ def test_sampling(sampling: str) -> None:
 
 
 def test_real_sampling_needs_no_fakes_and_real_gets_no_gradient() -> None:
-    real, _ = images()
+    real, _ = images(8)
     real.requires_grad_(True)
     critic = ConvCritic()
     BanachGP(sampling="real")(critic, real).backward()
@@ -155,7 +140,7 @@ def test_conditional_critic_receives_its_arguments() -> None:
             return self.net(x * self.embed(labels).view_as(x))
 
     critic = Conditional()
-    real, fake = images()
+    real, fake = images(8)
     labels = torch.randint(0, 10, (8,))
     x_hat = 0.5 * (real + fake)
     got = BanachGP(sampling=lambda r, f: x_hat)(critic, real, fake, labels=labels)
@@ -178,16 +163,6 @@ class Coupled(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x - 0.8 * x.mean(dim=0, keepdim=True))
-
-
-def brute_force_per_sample(critic: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """g_i = d D(x)_i / d x_i, one full backward per sample."""
-    rows = []
-    for i in range(x.shape[0]):
-        z = x.clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(critic(z).flatten()[i], z)
-        rows.append(g[i])
-    return torch.stack(rows)
 
 
 @pytest.mark.parametrize("engine", ["func", "autograd"])
@@ -252,7 +227,7 @@ def test_batchnorm_critic_in_training_mode(per_sample: bool, engine: str) -> Non
 def test_batchnorm_critic_matches_wgan_gp_through_bound_method_and_partial() -> None:
     critic = bn_critic().train()
     twin = copy.deepcopy(critic)
-    real, fake = images()
+    real, fake = images(8)
     torch.manual_seed(1)
     expected = wgan_gp(critic, real, fake)
     torch.manual_seed(1)
@@ -276,7 +251,7 @@ class OldStyleDouble(torch.autograd.Function):
 def test_old_style_autograd_function_needs_the_autograd_engine() -> None:
     net = ConvCritic()
     critic = lambda x: net(OldStyleDouble.apply(x))  # noqa: E731
-    real, fake = images()
+    real, fake = images(8)
     with pytest.raises(RuntimeError, match="engine='autograd'"):
         BanachGP()(critic, real, fake)
     torch.manual_seed(2)
@@ -289,7 +264,7 @@ def test_old_style_autograd_function_needs_the_autograd_engine() -> None:
 def test_mutating_closure_gets_an_explanation() -> None:
     net = bn_critic().train()
     with pytest.raises(RuntimeError, match=r"nn\.Module"):
-        BanachGP()(lambda x: net(x), *images())
+        BanachGP()(lambda x: net(x), *images(8))
 
 
 # ---------------------------------------------------------------- double backward
@@ -322,7 +297,7 @@ def test_grad_scaler_prevents_float16_underflow() -> None:
         # float16 backward: each entry's gradient, 1e-4 * 1e-4, underflows to zero unscaled
         return ((x.half() * 1e-4) * 1e-4).flatten(1).sum(1)
 
-    real, _ = images()
+    real, _ = images(8)
     expected = 1e-8 * math.sqrt(3 * 8 * 8)
     plain = BanachGP(sampling="real", check_finite=False)
     plain(critic, real)
@@ -338,7 +313,7 @@ def test_grad_scaler_prevents_float16_underflow() -> None:
 
 def test_autocast_norms_in_float32() -> None:
     critic = ConvCritic()
-    real, fake = images()
+    real, fake = images(8)
     torch.manual_seed(4)
     exact = BanachGP(Sobolev(s=-1.5), lam="auto", gamma="auto")(critic, real, fake)
     torch.manual_seed(4)
@@ -355,7 +330,7 @@ def test_autocast_norms_in_float32() -> None:
 
 def test_stats_after_a_call() -> None:
     critic = ConvCritic()
-    real, fake = images()
+    real, fake = images(8)
     x_hat = 0.5 * (real + fake)
     penalty = BanachGP(Lp(4), lam=3.0, gamma="auto", sampling=lambda r, f: x_hat)
     assert penalty.stats is None

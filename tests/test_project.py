@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from train_helpers import read_scalars
 
 import lipreg
 import lipreg.integrations
@@ -70,8 +71,7 @@ def test_main_job_trains_and_writes_its_outputs(tmp_path: Path) -> None:
         env={**os.environ, "OMP_NUM_THREADS": "1"},  # small models; no thrashing on shared cores
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = [json.loads(line) for line in (out / "scalars.jsonl").read_text().splitlines()]
-    training = [r for r in rows if "loss/critic" in r]
+    training = [r for r in read_scalars(out) if "loss/critic" in r]
     assert training and all(math.isfinite(v) for r in training for v in r.values())
     assert training[-1]["lam"] > 0 and training[-1]["gamma"] > 0
     saved = json.loads((out / "config.json").read_text())

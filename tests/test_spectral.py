@@ -13,22 +13,10 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.autograd import gradcheck
 
+from conftest import dense_norm
 from lipreg.spectral import ConvGeometry, circular_conv_norm, conv_lipschitz_bound
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-
-
-def dense(layer: nn.Module, channels: int, size: tuple[int, ...]) -> torch.Tensor:
-    """The matrix of the linear part of ``layer`` on flattened [channels, *size] inputs."""
-    n = channels * math.prod(size)
-    basis = torch.eye(n, dtype=torch.float64).view(n, channels, *size)
-    with torch.no_grad():
-        out = layer(basis) - layer(torch.zeros_like(basis[:1]))  # remove the bias
-    return out.reshape(n, -1).T
-
-
-def dense_norm(layer: nn.Module, channels: int, size: tuple[int, ...]) -> float:
-    return float(torch.linalg.matrix_norm(dense(layer, channels, size), ord=2))
 
 
 def circular_layer(weight: torch.Tensor, dilation: int, groups: int) -> nn.Module:
@@ -65,7 +53,7 @@ def test_circular_norm_is_the_dense_operator_norm(  # type: ignore[no-untyped-de
 ) -> None:
     weight = torch.randn(c_out, c_in // groups, *kernel, dtype=torch.float64)
     value = circular_conv_norm(weight, size, dilation=dilation, groups=groups)
-    expected = dense_norm(circular_layer(weight, dilation, groups), c_in, size)
+    expected = dense_norm(circular_layer(weight, dilation, groups), (c_in, *size))
     assert float(value) == pytest.approx(expected, rel=1e-10)
 
 
@@ -82,7 +70,7 @@ def test_circular_norm_is_the_dense_operator_norm(  # type: ignore[no-untyped-de
 def test_circular_norm_property(c_out, c_in, kh, kw, h, w, seed) -> None:  # type: ignore[no-untyped-def]
     gen = torch.Generator().manual_seed(seed)
     weight = torch.randn(c_out, c_in, kh, kw, generator=gen, dtype=torch.float64)
-    expected = dense_norm(circular_layer(weight, 1, 1), c_in, (h, w))
+    expected = dense_norm(circular_layer(weight, 1, 1), (c_in, h, w))
     assert float(circular_conv_norm(weight, (h, w))) == pytest.approx(expected, rel=1e-10)
 
 
@@ -110,7 +98,7 @@ def layers() -> list[tuple[nn.Module, tuple[int, ...]]]:
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
 @pytest.mark.parametrize(("conv", "size"), layers(), ids=lambda v: repr(v).replace(" ", ""))
 def test_layer_bound_bounds_the_dense_norm(conv: nn.Module, size: tuple[int, ...]) -> None:
-    true = dense_norm(conv, conv.in_channels, size)
+    true = dense_norm(conv, (conv.in_channels, *size))
     geometry = ConvGeometry.of(conv, size)
     bound = float(conv_lipschitz_bound(conv, size).detach())
     assert true <= bound * (1 + 1e-10)
@@ -138,7 +126,7 @@ def test_zero_padding_needs_the_padded_size() -> None:
     conv = nn.Conv1d(1, 1, 3, padding=1, bias=False).double()
     with torch.no_grad():
         conv.weight.copy_(torch.tensor([[[-1.0, 2.0, -1.0]]]))
-    true = dense_norm(conv, 1, (3,))
+    true = dense_norm(conv, (1, 3))
     assert true == pytest.approx(2 + math.sqrt(2), rel=1e-12)  # 2 - 2 cos(3 pi / 4)
     assert float(circular_conv_norm(conv.weight.detach(), (3,))) == pytest.approx(3.0, rel=1e-12)
     assert true <= float(conv_lipschitz_bound(conv, (3,)).detach())  # circular at n + 2P = 5
@@ -150,7 +138,7 @@ def test_padding_gain_is_the_padding_map_norm() -> None:
         geometry = ConvGeometry.of(conv, (4, 5))
         pad = nn.Module()
         pad.forward = lambda x, m=mode: F.pad(x, (2, 2, 2, 2), mode=m)  # type: ignore[method-assign]
-        assert geometry.padding_gain() == pytest.approx(dense_norm(pad, 1, (4, 5)), rel=1e-10)
+        assert geometry.padding_gain() == pytest.approx(dense_norm(pad, (1, 4, 5)), rel=1e-10)
 
 
 def test_gradcheck_and_half_precision() -> None:

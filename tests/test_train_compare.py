@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 import torch
 from PIL import Image
-from train_helpers import one_thread, read_scalars, restore_threads, toy_config, training_rows
+from train_helpers import (
+    one_thread,
+    read_scalars,
+    restore_threads,
+    toy_config,
+    training_rows,
+    usage_error,
+)
 
 from lipreg import parse_norm
 from lipreg.train import metrics, plots
@@ -135,10 +142,7 @@ BAD_USES = [
 def test_bad_comparisons_are_argparse_errors(
     argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit) as info:
-        parse_command(["--data", "8gaussians", *argv])
-    assert info.value.code == 2
-    err = capsys.readouterr().err
+    err = usage_error(capsys, lambda: parse_command(["--data", "8gaussians", *argv]))
     assert "error:" in err and named in err, err
 
 
@@ -146,10 +150,7 @@ def test_bad_comparisons_are_argparse_errors(
     "data", [[], ["--data", "digits"], ["--preset", "bwgan-cifar10"]], ids=["default", "d", "p"]
 )
 def test_comparisons_need_toy_data(data: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        parse_command([*data, "--compare-norms", "l2", "lp:p=1"])
-    assert info.value.code == 2
-    err = capsys.readouterr().err
+    err = usage_error(capsys, lambda: parse_command([*data, "--compare-norms", "l2", "lp:p=1"]))
     assert "--compare-norms draws critic surfaces in the plane and needs toy 2-D data" in err
     assert "8gaussians, 25gaussians, swissroll" in err
 
@@ -158,20 +159,16 @@ def test_comparisons_run_in_one_process(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(SystemExit) as info:
-        parse_command(["--data", "8gaussians", "--compare-norms", "l2", "lp:p=1"])
-    assert info.value.code == 2
-    assert "without torchrun" in capsys.readouterr().err
+    argv = ["--data", "8gaussians", "--compare-norms", "l2", "lp:p=1"]
+    assert "without torchrun" in usage_error(capsys, lambda: parse_command(argv))
 
 
 def test_a_run_that_cannot_be_built_fails_before_anything_is_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "cmp"
-    with pytest.raises(SystemExit) as info:
-        main([*TINY, "--model", "resnet", "--out", str(out), "--compare-norms", "l2", "lp:p=1"])
-    assert info.value.code == 2
-    assert "--compare-norms, run of l2: --model" in capsys.readouterr().err
+    argv = [*TINY, "--model", "resnet", "--out", str(out), "--compare-norms", "l2", "lp:p=1"]
+    assert "--compare-norms, run of l2: --model" in usage_error(capsys, lambda: main(argv))
     assert not out.exists()
     with pytest.raises(ComparisonError) as error:
         compare_norms(toy_config(out), "l2")  # a string is one spec, not a list of them

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from torch import Tensor
 
@@ -63,6 +65,14 @@ def training_rows(out: Path) -> dict[int, dict[str, Any]]:
         if "loss/critic" in row:
             rows[row["step"]] = {k: v for k, v in row.items() if k != "images_per_s"}
     return rows
+
+
+def usage_error(capsys: pytest.CaptureFixture[str], run: Callable[[], object]) -> str:
+    """What ``run`` wrote to stderr; it must exit as argparse does on a usage error (code 2)."""
+    with pytest.raises(SystemExit) as info:
+        run()
+    assert info.value.code == 2
+    return capsys.readouterr().err
 
 
 def interpolate_fixed(real: Tensor, fake: Tensor | None) -> Tensor:
