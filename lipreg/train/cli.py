@@ -198,8 +198,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--norm",
         type=_norm,
         metavar="SPEC",
-        help="the norm of B: l2 | lp:p=P (1 <= P <= inf) | sobolev:s=S[,p=P][,c=C], e.g. "
-        f"sobolev:s=-1.5 for W^(-3/2,2) {_default('norm')}",
+        help="the norm of B: l2 | lp:p=P (1 <= P <= inf) | sobolev:s=S[,p=P][,c=C] | "
+        "w2[:gamma_l2=G,low=L,high=H] (Wasserstein-2 tangent norm, images, fixed --lam and "
+        f"--gamma), e.g. sobolev:s=-1.5 for W^(-3/2,2) {_default('norm')}",
     )
     pen.add_argument(
         "--compare-norms",
