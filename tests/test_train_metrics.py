@@ -20,8 +20,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lipreg.train.metrics import (
-    _descriptors,
-    _nhood_index,
     fid_from_features,
     frechet_distance,
     inception_metrics,
@@ -33,6 +31,7 @@ from lipreg.train.metrics import (
     swd,
     wasserstein1,
 )
+from lipreg.train.metrics.wasserstein import _descriptors, _nhood_index
 
 # --------------------------------------------------------------------------------------
 # exact W1

@@ -26,7 +26,6 @@ from lipreg.train import plots
 from lipreg.train.config import TrainConfig
 from lipreg.train.data import DATASETS
 from lipreg.train.distributed import launched_world
-from lipreg.train.evaluate import Evaluator
 from lipreg.train.loop import Trainer
 from lipreg.train.penalties import check_norm
 
@@ -142,10 +141,9 @@ def compare_norms(config: TrainConfig, norms: Sequence[str]) -> Comparison:
             runs.append(NormRun(norm=norm, out=summary.out, w1=w1))
             # The points of the final evaluation: the evaluator's real subset and noise are
             # fixed by the seed, so a new one reproduces them exactly.
-            evaluator = Evaluator(trainer, summary.out)
+            evaluator = trainer.evaluator(summary.out)
             critics_in_eval_mode.enter_context(eval_mode(trainer.d))
-            panels.append(
-                (f"{norm}: W1 = {w1:.4g}", trainer.d, evaluator.real, evaluator.generate())
-            )
+            fake = evaluator.generate(trainer.sampler)
+            panels.append((f"{norm}: W1 = {w1:.4g}", trainer.d, evaluator.real, fake))
         figure = plots.plot_norm_comparison(panels, Path(config.out) / FIGURE)
     return Comparison(runs=runs, figure=figure, interrupted=False)

@@ -18,17 +18,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lipreg._modes import eval_mode
 from lipreg.train import metrics, plots
 from lipreg.train.checkpoint import rng_state, set_rng_state
-
-if TYPE_CHECKING:
-    from lipreg.train.loop import Trainer
+from lipreg.train.config import TrainConfig
+from lipreg.train.data import TrainingData
 
 
 @contextmanager
@@ -43,59 +41,70 @@ def preserved_rng() -> Iterator[None]:
 
 
 class Evaluator:
-    """Evaluations of ``trainer``'s run, written under ``out``."""
+    """Evaluations of a run of ``config`` on ``data`` whose generator takes noise
+    ``[B, z_dim]`` on ``device``, written under ``out``."""
 
-    def __init__(self, trainer: Trainer, out: Path) -> None:
-        self.trainer = trainer
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: TrainingData,
+        z_dim: int,
+        device: torch.device,
+        out: Path,
+    ) -> None:
+        self.config = c = config
+        self.device = device
         self.out = out
-        c = trainer.config
         gen = torch.Generator().manual_seed(c.seed)
-        n = min(c.eval_samples, len(trainer.data))
-        self.noise = torch.randn(n, trainer.z_dim, generator=gen)
-        index = torch.randperm(len(trainer.data), generator=gen)[:n]
-        self.real = trainer.data.take(index)
-        self.toy = trainer.data.is_toy
+        n = min(c.eval_samples, len(data))
+        self.noise = torch.randn(n, z_dim, generator=gen)
+        index = torch.randperm(len(data), generator=gen)[:n]
+        self.real = data.take(index)
+        self.toy = data.is_toy
         reason = None if self.toy else metrics.inception_unavailable(c.inception_weights)
         self.inception = not self.toy and reason is None
         self.note = reason or ""
         self.last_grid: Path | None = None
 
-    def generate(self) -> Tensor:
-        """Samples ``[eval_samples, ...]`` on the CPU from the fixed noise."""
-        t = self.trainer
-        model = t.ema.module if t.ema is not None else t.g
+    def generate(self, generator: nn.Module) -> Tensor:
+        """Samples ``[eval_samples, ...]`` of ``generator`` (in eval mode) on the CPU from the
+        fixed noise."""
         out = []
-        with preserved_rng(), torch.no_grad(), eval_mode(model):
-            for z in torch.split(self.noise, t.config.gen_batch_size):
-                out.append(model(z.to(t.device)).float().cpu())
+        with preserved_rng(), torch.no_grad(), eval_mode(generator):
+            for z in torch.split(self.noise, self.config.gen_batch_size):
+                out.append(generator(z.to(self.device)).float().cpu())
         return torch.cat(out)
 
-    def evaluate(self, step: int) -> dict[str, float]:
-        """Metrics at ``step`` (as ``metric/...`` scalars); writes the image sample grid."""
+    def evaluate(self, step: int, generator: nn.Module) -> dict[str, float]:
+        """Metrics of ``generator`` at ``step`` (as ``metric/...`` scalars); writes the image
+        sample grid."""
         with preserved_rng():
-            fake = self.generate()
+            fake = self.generate(generator)
             if self.toy:
                 return {"metric/w1": metrics.wasserstein1(fake, self.real)}
             self.last_grid = plots.save_image_grid(
                 fake[:64], self.out / "samples" / f"step_{step:06d}.png"
             )
-            c = self.trainer.config
+            c = self.config
             values = {"metric/swd": metrics.swd(self.real, fake, seed=c.seed).mean}
             if self.inception:
                 assert c.inception_weights is not None  # else inception_unavailable says why
                 values |= metrics.inception_metrics(
-                    self.real, fake, c.inception_weights, seed=c.seed, device=self.trainer.device
+                    self.real, fake, c.inception_weights, seed=c.seed, device=self.device
                 )
             return values
 
-    def finish(self, step: int, scalars: Path) -> list[Path]:
-        """End-of-run figures: the critic surface (toy data) and the scalar plots."""
+    def finish(
+        self, step: int, scalars: Path, generator: nn.Module, critic: nn.Module
+    ) -> list[Path]:
+        """End-of-run figures: the critic's value surface with ``generator``'s samples (toy
+        data) and the plots of the ``scalars`` file."""
         files = [] if self.last_grid is None else [self.last_grid]
         if self.toy:
             path = self.out / "critic_surface.png"
-            with eval_mode(self.trainer.d):
+            with eval_mode(critic):
                 plots.plot_critic_surface(
-                    self.trainer.d, self.real, self.generate(), path, title=f"step {step}"
+                    critic, self.real, self.generate(generator), path, title=f"step {step}"
                 )
             files.append(path)
         files += plots.plot_scalars(scalars, self.out / "plots")

@@ -268,13 +268,14 @@ class Trainer:
         out = Path(c.out)
         resumed = self.step if self.step > 0 else None
         log = ScalarLog(out, c.tensorboard, resume_step=resumed) if main else None
-        evaluator = Evaluator(self, out) if main else None
+        evaluator = self.evaluator(out) if main else None
         if main:
             (out / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
             self._announce(log, evaluator)
         metrics: dict[str, float] = {}
         if evaluator is not None and c.eval_every and resumed is None:
-            self._write_metrics(log, evaluator.evaluate(0))  # the starting point of the curves
+            # the starting point of the curves
+            self._write_metrics(log, evaluator.evaluate(0, self.sampler))
         bar = self._progress_bar()
         stop = StopRequest()
         interrupted = False
@@ -292,7 +293,7 @@ class Trainer:
                         self._log(log, bar, rate)
                     if evaluator is not None and c.eval_every and self.step % c.eval_every == 0:
                         started = time.perf_counter()
-                        metrics = evaluator.evaluate(self.step)
+                        metrics = evaluator.evaluate(self.step, self.sampler)
                         self._write_metrics(log, metrics)
                         tick += time.perf_counter() - started  # images/s counts training only
                     if any_rank(stop.requested, self.ctx):
@@ -317,9 +318,9 @@ class Trainer:
                 )
             else:
                 if not c.eval_every or self.step % c.eval_every:
-                    metrics = evaluator.evaluate(self.step)
+                    metrics = evaluator.evaluate(self.step, self.sampler)
                     self._write_metrics(log, metrics)
-                files = evaluator.finish(self.step, log.path)
+                files = evaluator.finish(self.step, log.path, self.sampler, self.d)
             log.close()
         return Summary(
             step=self.step,
@@ -330,6 +331,16 @@ class Trainer:
         )
 
     # ---- outputs ----------------------------------------------------------------------------
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that samples and metrics come from: the weight average with
+        ``--ema``, else the generator itself."""
+        return self.ema.module if self.ema is not None else self.g
+
+    def evaluator(self, out: Path) -> Evaluator:
+        """An :class:`~lipreg.train.evaluate.Evaluator` of this run writing under ``out``."""
+        return Evaluator(self.config, self.data, self.z_dim, self.device, out)
 
     def scalars(self) -> dict[str, float]:
         """The last iteration's scalars as floats: the critic's loss and gap, the penalty's

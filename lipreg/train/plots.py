@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from lipreg.derivative import critic_scores, running_stats_frozen
-from lipreg.train.data import _to_uint8
+from lipreg.train.data.base import to_uint8
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -248,7 +248,7 @@ def image_grid(
         top = padding + (i // cols) * (h + padding)
         left = padding + (i % cols) * (w + padding)
         grid[:, top : top + h, left : left + w] = x[i]
-    return _to_uint8(grid).permute(1, 2, 0)
+    return to_uint8(grid).permute(1, 2, 0)
 
 
 def save_image_grid(

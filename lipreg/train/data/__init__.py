@@ -1,0 +1,65 @@
+"""Training data of the reference trainer, all available without downloads at run time.
+
+Every data set is a ``torch.utils.data.Dataset`` of fixed size whose items are float32
+samples of shape :attr:`TrainingData.sample_shape`: ``[2]`` points for the toy sets,
+``[C, H, W]`` images scaled to ``[-1, 1]`` otherwise. Build them by name with
+:func:`load_dataset`; :data:`DATASETS` lists the names with one-line descriptions.
+
+Toy 2-D sets (WGAN-GP's toy suite, Gulrajani et al. 2017, ``gan_toy.py``; same scales, noise
+and divisors, drawn once from ``seed`` instead of fresh per batch):
+
+- ``8gaussians``: centres ``2 (cos(k pi/4), sin(k pi/4))``, ``k`` uniform in ``0..7``, plus
+  ``N(0, 0.02^2)`` noise per coordinate, all divided by 1.414.
+- ``25gaussians``: centres ``(2i, 2j)``, ``i, j in -2..2``, equally many samples per centre
+  (then shuffled), plus ``N(0, 0.05^2)`` noise, all divided by 2.828.
+- ``swissroll``: ``sklearn.datasets.make_swiss_roll(noise=0.25)``, coordinates 0 and 2,
+  divided by 7.5.
+
+Images:
+
+- ``patches`` (the default image data): ``image_size`` x ``image_size`` RGB patches (32 by
+  default) cut at uniformly random positions from the two photographs scikit-learn ships
+  (``load_sample_images``: china.jpg and flower.jpg, 427 x 640 each), at full size or
+  downscaled by 2 or 4 (block means; the source, photograph and scale, is uniform among
+  those large enough for the patch), so that patches hold structure at several scales.
+- ``digits``: scikit-learn's 8x8 digits, ``[1, 8, 8]``, grey levels 0..16 mapped to
+  ``x / 8 - 1``; labels 0..9.
+- ``cifar10`` / ``cifar10-test``: the training (``data_batch_1..5``) or test (``test_batch``)
+  images of CIFAR-10 read from the official python version in a local directory, with a
+  restricted unpickler; labels 0..9.
+- ``folder``: every image file under a directory (recursively), decoded with PIL, converted
+  to RGB, resized so that the shorter side is ``image_size`` (bicubic) and centre-cropped.
+
+8-bit images map ``v in 0..255`` to ``v / 127.5 - 1``. ``image_size`` resizes the embedded
+``digits`` and ``cifar10`` images (bicubic with antialiasing, clamped to ``[-1, 1]``; the
+resized copy is held as float32, four times the memory of the 8-bit original).
+"""
+
+from lipreg.train.data.base import Kind, TensorData, TrainingData
+from lipreg.train.data.cifar10 import CIFAR10_URL, ForbiddenPickleError, read_cifar10
+from lipreg.train.data.embedded import PATCH_SCALES
+from lipreg.train.data.folder import IMAGE_EXTENSIONS, ImageFolder
+from lipreg.train.data.registry import (
+    DATASETS,
+    DEFAULT_IMAGE_DATASET,
+    DatasetSpec,
+    describe_datasets,
+    load_dataset,
+)
+
+__all__ = [
+    "CIFAR10_URL",
+    "DATASETS",
+    "DEFAULT_IMAGE_DATASET",
+    "IMAGE_EXTENSIONS",
+    "PATCH_SCALES",
+    "DatasetSpec",
+    "ForbiddenPickleError",
+    "ImageFolder",
+    "Kind",
+    "TensorData",
+    "TrainingData",
+    "describe_datasets",
+    "load_dataset",
+    "read_cifar10",
+]

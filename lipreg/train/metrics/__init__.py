@@ -1,0 +1,39 @@
+"""Sample-quality metrics of the reference trainer.
+
+- :func:`wasserstein1`: the exact Wasserstein-1 distance between two equal-size empirical
+  measures in ``R^d`` (toy data), an assignment problem.
+- :func:`sliced_wasserstein` and :func:`swd`: the sliced Wasserstein distance, and its
+  multi-scale image version over a Laplacian pyramid (Karras et al. 2018, Progressive GAN);
+  needs no network weights.
+- :func:`frechet_distance`, :func:`fid_from_features`, :func:`kid`, :func:`inception_score`:
+  FID, KID and IS from features / logits that any network produced.
+- :func:`inception_metrics`: IS, FID and KID of images through torch-fidelity's Inception-v3,
+  only from weights the user has on disk; :func:`inception_unavailable` says why not otherwise.
+
+Everything returns Python floats, computed in float64 (the SWD in the images' dtype, float32
+at least, on their device).
+"""
+
+from lipreg.train.metrics.features import fid_from_features, frechet_distance, inception_score, kid
+from lipreg.train.metrics.inception import inception_metrics, inception_unavailable
+from lipreg.train.metrics.wasserstein import (
+    SWDResult,
+    laplacian_pyramid,
+    sliced_wasserstein,
+    swd,
+    wasserstein1,
+)
+
+__all__ = [
+    "SWDResult",
+    "fid_from_features",
+    "frechet_distance",
+    "inception_metrics",
+    "inception_score",
+    "inception_unavailable",
+    "kid",
+    "laplacian_pyramid",
+    "sliced_wasserstein",
+    "swd",
+    "wasserstein1",
+]
