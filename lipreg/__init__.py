@@ -19,6 +19,7 @@ from lipreg.norms import L2, Lp, Norm, Sobolev, parse_norm
 from lipreg.pairwise import pairwise_distances
 from lipreg.penalty import BanachGP, GradientPenalty, PenaltyStats, Stats
 from lipreg.sampling import Sampler, interpolate
+from lipreg.scaling import GammaScale, scale_by_gamma
 from lipreg.spectral import ConvGeometry, circular_conv_norm, conv_lipschitz_bound
 from lipreg.zero_centred import BanachR1, BanachR2, ZeroCentredStats
 
@@ -35,6 +36,7 @@ __all__ = [
     "FFTSpectralNorm",
     "FiniteDifferenceGP",
     "FiniteDifferenceStats",
+    "GammaScale",
     "GradientPenalty",
     "LayerBound",
     "Lazy",
@@ -59,5 +61,6 @@ __all__ = [
     "pairwise_distances",
     "parse_norm",
     "running_stats_frozen",
+    "scale_by_gamma",
     "spectral_normalize",
 ]

@@ -23,7 +23,9 @@ from train_helpers import (
     training_rows,
 )
 
+from lipreg import Sobolev
 from lipreg.train.batches import Batches
+from lipreg.train.config import TrainConfig
 from lipreg.train.data import load_dataset
 from lipreg.train.loop import Trainer
 
@@ -334,3 +336,53 @@ def test_the_local_w2_norm_is_refused_clearly_where_it_does_not_apply(tmp_path: 
         r"x must have layout \[B, C, H, W\] for Wasserstein2",
     ):
         Trainer(toy_config(tmp_path / "toy", norm="w2", lam=10.0, gamma=1.0))
+
+
+def test_critic_scale_gamma_estimates_once_and_scales_the_critic(tmp_path: Path) -> None:
+    """``--critic-scale gamma`` (the default) with ``--gamma auto``: lam and gamma are the
+    means of ||X||_B and ||X||_B* over the data (all 64 samples here), fixed before the first
+    step, and the critic computes gamma * f."""
+    trainer = Trainer(image_config(tmp_path / "run"))
+    calibration = trainer.penalty.calibration
+    assert calibration.frozen and int(calibration.count) == len(trainer.data) == 64
+    x = trainer.data.take(torch.arange(64))
+    norm = Sobolev(s=-1.5)
+    assert trainer.penalty.lam == pytest.approx(float(norm.norm(x).mean()), rel=1e-5)
+    assert trainer.penalty.gamma == pytest.approx(float(norm.dual(x).mean()), rel=1e-5)
+    assert trainer.gamma_scale is not None
+    scaled = trainer.d(x[:4])
+    trainer.gamma_scale.remove()
+    torch.testing.assert_close(scaled, trainer.penalty.gamma * trainer.d(x[:4]))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "frozen"),
+    [
+        ({"critic_scale": "none"}, False),  # the network is the critic; running estimates
+        ({"penalty": "r1", "gamma": 1.0, "lam": 10.0}, False),  # gamma is a weight
+        ({"gamma": 2.0}, False),  # a fixed factor needs no estimate; lam keeps running
+    ],
+)
+def test_critic_scale_applies_to_lipschitz_constants_only(
+    tmp_path: Path, overrides: dict[str, object], frozen: bool
+) -> None:
+    trainer = Trainer(image_config(tmp_path / "run", **overrides))
+    inner = trainer.penalty
+    if "calibration" in dir(inner):
+        assert inner.calibration.frozen == frozen and int(inner.calibration.count) == 0
+    x = trainer.data.take(torch.arange(4))
+    if overrides.get("gamma") == 2.0:
+        assert trainer.gamma_scale is not None
+        out = trainer.d(x)
+        trainer.gamma_scale.remove()
+        torch.testing.assert_close(out, 2.0 * trainer.d(x))
+    else:
+        assert trainer.gamma_scale is None
+        assert not trainer.d._forward_hooks
+
+
+def test_checkpoints_from_before_critic_scale_resume_unscaled() -> None:
+    values = TrainConfig(lam="auto", gamma="auto").to_dict()
+    del values["critic_scale"]
+    assert TrainConfig.from_saved(values).critic_scale == "none"
+    assert TrainConfig.from_dict(values).critic_scale == "gamma"

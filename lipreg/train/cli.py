@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from lipreg.norms import parse_norm
-from lipreg.train.config import MODELS, PRECISIONS, PRESET_HELP, PRESETS, TrainConfig
+from lipreg.train.config import (
+    CRITIC_SCALES,
+    MODELS,
+    PRECISIONS,
+    PRESET_HELP,
+    PRESETS,
+    TrainConfig,
+)
 from lipreg.train.data import DATASETS
 from lipreg.train.penalties import PENALTIES
 
@@ -235,6 +242,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         f"paper's code) {_default('drift')}",
     )
     pen.add_argument(
+        "--critic-scale",
+        choices=CRITIC_SCALES,
+        help="gamma: the critic computes D = gamma * f(x), f the network (lipreg.scale_by_gamma;"
+        " the same objective, but f only needs slope 1, so --gamma auto trains as fast as "
+        "--gamma 1; with --gamma auto, lam and gamma are estimated once from up to 10000 real "
+        "samples before training); none: D = f, the paper's reference code. Penalties "
+        f"without a Lipschitz constant (r1, r2) are never scaled {_default('critic_scale')}",
+    )
+    pen.add_argument(
         "--lazy-every",
         type=_positive_int,
         metavar="K",
@@ -394,7 +410,7 @@ def parse_command(
             resume = checkpoint.load(resume_path)
         except checkpoint.CheckpointError as e:
             parser.error(str(e))
-        values.update(resume["config"])
+        values.update(TrainConfig.from_saved(resume["config"]).to_dict())
     if preset is not None:
         values.update(PRESETS[preset])
     values.update(given)

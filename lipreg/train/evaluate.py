@@ -10,6 +10,8 @@ matches an uninterrupted one whatever the evaluation schedule).
   points (an assignment problem) and, at the end, the critic's value surface with both sets;
 - images: a PNG grid of 64 samples, the sliced Wasserstein distance over a Laplacian pyramid
   and, with ``--inception-weights``, IS, FID and KID;
+- digits (``--data digits``): also the digits quality metric against the held-out digits
+  (:mod:`lipreg.train.metrics.digits`: digits FID, classes reached, class KL, confidence);
 - at the end, PNG plots of every scalar in ``scalars.jsonl``.
 """
 
@@ -27,6 +29,7 @@ from lipreg.train import metrics, plots
 from lipreg.train.checkpoint import rng_state, set_rng_state
 from lipreg.train.config import TrainConfig
 from lipreg.train.data import TrainingData
+from lipreg.train.metrics.digits import DigitsQuality
 
 
 @contextmanager
@@ -38,6 +41,10 @@ def preserved_rng() -> Iterator[None]:
         yield
     finally:
         set_rng_state(state)
+
+
+GRID_SIDE = 64
+"""Pixels per sample in the sample grids at least (small images are enlarged)."""
 
 
 class Evaluator:
@@ -61,6 +68,7 @@ class Evaluator:
         index = torch.randperm(len(data), generator=gen)[:n]
         self.real = data.take(index)
         self.toy = data.is_toy
+        self.digits = DigitsQuality(device=device) if data.name.startswith("digits") else None
         reason = None if self.toy else metrics.inception_unavailable(c.inception_weights)
         self.inception = not self.toy and reason is None
         self.note = reason or ""
@@ -83,10 +91,14 @@ class Evaluator:
             if self.toy:
                 return {"metric/w1": metrics.wasserstein1(fake, self.real)}
             self.last_grid = plots.save_image_grid(
-                fake[:64], self.out / "samples" / f"step_{step:06d}.png"
+                fake[:64],
+                self.out / "samples" / f"step_{step:06d}.png",
+                scale=max(1, GRID_SIDE // fake.shape[-1]),
             )
             c = self.config
             values = {"metric/swd": metrics.swd(self.real, fake, seed=c.seed).mean}
+            if self.digits is not None:
+                values |= self.digits(fake).scalars()
             if self.inception:
                 assert c.inception_weights is not None  # else inception_unavailable says why
                 values |= metrics.inception_metrics(

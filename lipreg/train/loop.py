@@ -34,6 +34,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel
 
 from lipreg import Stats
+from lipreg.scaling import GammaScale, scale_by_gamma
 from lipreg.train import checkpoint
 from lipreg.train.batches import Batches
 from lipreg.train.config import RUNTIME_FIELDS, TrainConfig, _option
@@ -44,6 +45,9 @@ from lipreg.train.models import build_models
 from lipreg.train.penalties import PENALTIES, build_penalty, check_norm
 from lipreg.train.scalars import ScalarLog
 from lipreg.train.signals import StopRequest
+
+CALIBRATION_SAMPLES = 10_000
+"""Real samples behind lam and gamma when they are estimated before training."""
 
 _AMP_DTYPES = {"32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -108,6 +112,12 @@ def _describe(penalty: nn.Module) -> str:
     inner = f"{type(penalty).__name__}({penalty.extra_repr()}{settings})"
     wrapped = getattr(penalty, "penalty", None)
     return f"{inner} of {_describe(wrapped)}" if isinstance(wrapped, nn.Module) else inner
+
+
+def _calibrated(penalty: nn.Module) -> Any:
+    """The penalty holding the lam/gamma estimates (inside :class:`lipreg.Lazy`)."""
+    inner = getattr(penalty, "penalty", None)
+    return inner if isinstance(inner, nn.Module) else penalty
 
 
 def _advance(sched: LambdaLR) -> None:
@@ -194,7 +204,25 @@ class Trainer:
         _seed_everything(c.seed, self.ctx.rank)
         if resume is not None:
             self._load(resume)
+        self.gamma_scale = self._scale_critic(calibrate=resume is None)
         self.last: dict[str, Tensor] = {}
+
+    def _scale_critic(self, calibrate: bool) -> GammaScale | None:
+        """``--critic-scale gamma``: the critic computes ``D = gamma * f``
+        (:func:`lipreg.scale_by_gamma`). A factor estimated from the data (``--gamma auto``) is
+        needed before the first forward, so a new run estimates lam and gamma once, from up to
+        :data:`CALIBRATION_SAMPLES` real samples (a resumed run has them in its checkpoint)."""
+        c = self.config
+        if c.critic_scale != "gamma" or not PENALTIES[c.penalty].lipschitz:
+            return None
+        if calibrate and c.gamma == "auto":
+            gen = torch.Generator().manual_seed(c.seed)
+            index = torch.randperm(len(self.data), generator=gen)[:CALIBRATION_SAMPLES]
+            batches = (
+                self.data.take(part).to(self.device) for part in torch.split(index, c.batch_size)
+            )
+            _calibrated(self.penalty).calibrate(batches)
+        return scale_by_gamma(self.d, self.penalty)
 
     def _lr_factor(self, step: int) -> float:
         """Linear decay to zero at ``steps`` (or a constant rate)."""
@@ -428,7 +456,7 @@ class Trainer:
             checkpoint.save(path, {**self.state(), "rng": states})
 
     def _load(self, state: dict[str, Any]) -> None:
-        saved = TrainConfig.from_dict(state["config"])
+        saved = TrainConfig.from_saved(state["config"])
         differ = [
             f"{_option(k)} {getattr(saved, k)!r} (this run: {getattr(self.config, k)!r})"
             for k in saved.to_dict()

@@ -258,14 +258,18 @@ def save_image_grid(
     nrow: int | None = None,
     padding: int = 2,
     pad_value: float = -1.0,
+    scale: int = 1,
 ) -> Path:
     """Write :func:`image_grid` of ``images`` ``[N, C, H, W]`` in ``[-1, 1]`` to ``path``
-    (PNG, grey for ``C = 1``, RGB for ``C = 3``; parent folders are created)."""
+    (PNG, grey for ``C = 1``, RGB for ``C = 3``; parent folders are created), each pixel
+    drawn as a ``scale`` x ``scale`` block (small images stay legible)."""
     from PIL import Image
 
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be an integer >= 1, got {scale!r}")
     grid = image_grid(images, nrow=nrow, padding=padding, pad_value=pad_value)
     out = _png(path)
-    array = grid.numpy()
+    array = grid.repeat_interleave(scale, 0).repeat_interleave(scale, 1).numpy()
     Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(out)
     return out
 

@@ -6,10 +6,16 @@ and its 8x8 handwritten digits.
   size or downscaled by 2 or 4 (block means; the source, photograph and scale, is uniform
   among those large enough for the patch), so that patches hold structure at several scales.
 - ``digits``: the 1,797 8x8 digits of ``load_digits``, grey levels 0..16 mapped to
-  ``x / 8 - 1``, with labels 0..9.
+  ``x / 8 - 1``, with labels 0..9, in a fixed split: every third sample (indices 0, 3, 6,
+  ...: 599 digits, 51 to 69 per class) is held out for evaluation (``digits-test``), the
+  other 1,198 are the training digits (``digits``). The digits quality metric
+  (:mod:`lipreg.train.metrics.digits`) trains its classifier on the training digits and
+  compares samples with the held-out ones.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -56,9 +62,23 @@ def photo_patches(n: int, side: int, gen: torch.Generator) -> Tensor:
     return patches.permute(0, 3, 1, 2).contiguous()
 
 
-def digits() -> tuple[Tensor, Tensor]:
+DigitsSplit = Literal["train", "test", "all"]
+
+DIGITS_HELD_OUT_EVERY = 3
+"""Every third of scikit-learn's digits (index % 3 == 0) is held out for evaluation."""
+
+
+def digits(split: DigitsSplit = "all") -> tuple[Tensor, Tensor]:
+    """scikit-learn's 8x8 digits ``[N, 1, 8, 8]`` in ``[-1, 1]`` (``x / 8 - 1``) and labels
+    ``[N]``: all 1,797, the 1,198 training digits or the 599 held-out ones (index % 3 == 0),
+    in scikit-learn's order."""
     from sklearn.datasets import load_digits
 
-    digits = load_digits()
-    images = torch.from_numpy(digits.images).float().div(8.0).sub(1.0).unsqueeze(1)
-    return images, torch.from_numpy(digits.target).long()
+    loaded = load_digits()
+    images = torch.from_numpy(loaded.images).float().div(8.0).sub(1.0).unsqueeze(1)
+    labels = torch.from_numpy(loaded.target).long()
+    if split == "all":
+        return images, labels
+    held_out = torch.arange(labels.shape[0]) % DIGITS_HELD_OUT_EVERY == 0
+    keep = held_out if split == "test" else ~held_out
+    return images[keep], labels[keep]
