@@ -34,12 +34,17 @@ def check_batch(x: object, name: str) -> Tensor:
 
 
 def check_scores(scores: object, batch: int, name: str, fix: str) -> Tensor:
-    """``scores`` as ``[B]``: critic scores must be ``[B]`` or ``[B, 1]`` with ``B = batch``;
-    ``fix`` ends the message of a rejected value."""
+    """``scores`` as ``[B]``: critic scores must be floating-point, ``[B]`` or ``[B, 1]`` with
+    ``B = batch``; ``fix`` ends the message of a rejected value."""
     if not isinstance(scores, Tensor):
         raise TypeError(
             f"{name} must be a tensor of scores, shape [B] or [B, 1], got "
             f"{type(scores).__name__}; {fix}"
+        )
+    if not scores.is_floating_point():
+        raise TypeError(
+            f"{name} must be floating-point scores, got dtype {scores.dtype}: integer and "
+            f"boolean values have no derivative; {fix}"
         )
     if scores.shape == (batch, 1):
         return scores.squeeze(1)
@@ -63,6 +68,16 @@ def check_input_shape(input_shape: object) -> tuple[int, ...]:
     return shape
 
 
+def input_shape_error(shape: tuple[int, ...], error: Exception, where: str) -> ValueError:
+    """The error of a critic (or one of its layers, named in ``where``) that cannot run on a
+    batch of ``input_shape`` ``shape``: torch's message, restated about ``input_shape``."""
+    return ValueError(
+        f"{where} failed in a forward of input_shape {tuple(shape)}: {error}. input_shape must "
+        "be the shape of one critic input without the batch axis, e.g. (3, 32, 32) for a "
+        "critic of [B, 3, 32, 32] images"
+    )
+
+
 def first_tensor(batch: object, who: str) -> Tensor:
     """The samples of a data-loader batch: ``batch`` itself or the first element of a
     tuple/list, which must be a tensor; ``who`` names the consumer in the error."""
@@ -83,6 +98,25 @@ def check_critic(critic: object, call: str = "penalty(critic, real, fake)") -> N
             f"critic must be callable (an nn.Module or function), got {type(critic).__name__}; "
             f"call {call}"
         )
+
+
+def check_bool(value: object, name: str) -> bool:
+    """Return ``value`` if it is ``True`` or ``False``: a string such as ``"False"`` (truthy)
+    or a number would otherwise switch an option silently."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {name}={value!r}")
+    return value
+
+
+def check_int(value: object, name: str, low: int, *, none_ok: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is an integer ``>= low`` (or None when
+    ``none_ok``); booleans, floats such as ``2.0`` and strings are rejected."""
+    if value is None and none_ok:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        kind = {0: "a non-negative integer", 1: "a positive integer"}[low]
+        alternative = " or None" if none_ok else ""
+        raise ValueError(f"{name} must be {kind}{alternative}, got {name}={value!r}")
 
 
 def upcast(x: Tensor) -> Tensor:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from lipreg._validation import check_input_shape
+from lipreg._validation import check_input_shape, input_shape_error
 from lipreg.spectral import CONVS, ConvGeometry
 
 
@@ -194,14 +194,23 @@ def _leaf_bound(layer: nn.Module, x: Tensor, y: Tensor) -> tuple[float, bool]:
     return _batch_norm_bound(layer), True
 
 
-def _walk(module: nn.Module, name: str, x: Tensor, out: list[LayerBound]) -> Tensor:
+def _walk(
+    module: nn.Module, name: str, x: Tensor, out: list[LayerBound], shape: tuple[int, ...]
+) -> Tensor:
+    """Trace ``x`` through ``module``, appending every leaf's bound to ``out``; ``shape`` is
+    the ``input_shape`` the trace started from (named when a layer cannot take its input)."""
     if isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward:
         for child_name, child in module.named_children():
-            x = _walk(child, f"{name}.{child_name}" if name else child_name, x, out)
+            x = _walk(child, f"{name}.{child_name}" if name else child_name, x, out, shape)
         return x
     label = name or type(module).__name__
     _check_supported(module, label)
-    y: Tensor = module(x)
+    try:
+        y: Tensor = module(x)
+    except RuntimeError as e:
+        raise input_shape_error(
+            shape, e, f"layer {label!r} ({type(module).__name__}, input {list(x.shape)})"
+        ) from e
     bound, exact = _leaf_bound(module, x, y)
     out.append(LayerBound(label, type(module).__name__, bound, exact))
     return y
@@ -223,7 +232,8 @@ def layer_bounds(critic: nn.Module, input_shape: Sequence[int]) -> list[LayerBou
         input_shape: the shape of one input sample without the batch axis, e.g. ``(3, 32, 32)``.
 
     Raises:
-        ValueError: naming the first layer that cannot be bounded.
+        ValueError: naming the first layer that cannot be bounded, or the first that cannot
+            run on the traced input (a wrong ``input_shape``).
     """
     if not isinstance(critic, nn.Module):
         raise TypeError(f"critic must be an nn.Module, got {type(critic).__name__}")
@@ -235,7 +245,7 @@ def layer_bounds(critic: nn.Module, input_shape: Sequence[int]) -> list[LayerBou
     device = None if reference is None else reference.device
     out: list[LayerBound] = []
     with torch.no_grad():
-        _walk(critic, "", torch.zeros((1, *shape), dtype=dtype, device=device), out)
+        _walk(critic, "", torch.zeros((1, *shape), dtype=dtype, device=device), out, shape)
     return out
 
 

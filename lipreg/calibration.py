@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from lipreg._state import CheckedState
-from lipreg._validation import check_batch, check_real, first_tensor
+from lipreg._validation import check_batch, check_bool, check_int, check_real, first_tensor
 from lipreg.norms import Norm
 
 Auto: TypeAlias = Literal["auto"]
@@ -65,7 +65,8 @@ class Calibration(CheckedState):
 
     State (in ``state_dict``): buffers ``means`` ``[2]`` (means of ``||X||_B`` and
     ``||X||_{B*}``) and ``count`` (samples seen, int64), and ``frozen`` as extra state. A
-    state dict with other shapes or a malformed extra state is rejected before anything is
+    state dict with other shapes, means that are NaN, inf or negative, a count that is
+    negative or not an integer, or a malformed extra state is rejected before anything is
     loaded.
 
     Args:
@@ -106,29 +107,39 @@ class Calibration(CheckedState):
         """lam and gamma for a call on ``real`` ``[B, ...]``, without changing any buffer.
 
         In training mode (and not frozen) the returned running means include ``real``;
-        :meth:`commit` stores them once the call has succeeded. Buffers must be on
-        ``real``'s device.
+        :meth:`commit` stores them once the call has succeeded. The estimate is computed on
+        ``real``'s device from copies of the buffers, which stay where they are until then.
         """
+        means, count = self.means.to(real.device), self.count.to(real.device)
         if not self.auto or self.frozen:
-            return self._resolve(self.means, self.count)
+            return self._resolve(means, count)
         sums = self._sums(real, norm)
         if not self.training:
             # Stored means when there are any, else this batch's (no host synchronisation).
-            stored = torch.where(self.count > 0, self.means, sums[:2] / sums[2])
-            return self._resolve(stored, self.count)
+            stored = torch.where(count > 0, means, sums[:2] / sums[2])
+            return self._resolve(stored, count)
         sums = _all_reduce_sum(sums)
         batch_means, batch_count = sums[:2] / sums[2], sums[2].to(torch.int64)
-        total = self.count + batch_count
+        total = count + batch_count
         # Incremental form of the mean: stable in float32 over millions of samples.
-        means = self.means + (batch_means - self.means) * (batch_count / total)
+        means = means + (batch_means - means) * (batch_count / total)
         return self._resolve(means, total, learned=True)
 
     def commit(self, estimate: Estimate) -> None:
-        """Store the running means of a successful call (a no-op unless they were learned)."""
+        """After a successful call: move the buffers to the call's device (the module follows
+        its inputs) and store the running means if they were learned.
+
+        Means that are not finite are not stored (without a host synchronisation): a batch
+        with NaN or inf that a GradScaler skips must not poison the estimates for good.
+        """
+        device = estimate.means.device
+        if self.means.device != device:
+            self.to(device)
         if not estimate.learned:
             return
-        self.means.copy_(estimate.means)
-        self.count.copy_(estimate.count)
+        finite = torch.isfinite(estimate.means).all()
+        self.means.copy_(torch.where(finite, estimate.means, self.means))
+        self.count.copy_(torch.where(finite, estimate.count, self.count))
 
     def calibrate(
         self,
@@ -145,8 +156,8 @@ class Calibration(CheckedState):
         """
         if not self.auto:
             raise ValueError("calibrate() needs lam='auto' or gamma='auto'; both are fixed here")
-        if max_batches is not None and (isinstance(max_batches, bool) or max_batches < 1):
-            raise ValueError(f"max_batches must be a positive integer or None, got {max_batches!r}")
+        check_int(max_batches, "max_batches", 1, none_ok=True)
+        check_bool(freeze, "freeze")
         totals: Tensor | None = None
         for i, batch in enumerate(batches):
             if max_batches is not None and i >= max_batches:
@@ -185,6 +196,21 @@ class Calibration(CheckedState):
                 and state_dict[prefix + name].shape == buf.shape
             )
         ]
+        if problems:
+            return problems
+        means, count = state_dict.get(prefix + "means"), state_dict.get(prefix + "count")
+        if means is not None and not (
+            means.is_floating_point() and bool((means.isfinite() & (means >= 0)).all())
+        ):
+            problems.append(
+                f"{prefix}means: expected finite non-negative means of ||X||_B and ||X||_B*, "
+                f"got {means.tolist()}"
+            )
+        integer = count is not None and not (count.is_floating_point() or count.is_complex())
+        if count is not None and not (integer and count.dtype != torch.bool and int(count) >= 0):
+            problems.append(
+                f"{prefix}count: expected a non-negative integer count of samples, got {count!r}"
+            )
         extra = state_dict.get(prefix + "_extra_state", {"frozen": False})
         if not (isinstance(extra, dict) and isinstance(extra.get("frozen"), bool)):
             problems.append(f"{prefix}_extra_state: expected {{'frozen': bool}}, got {extra!r}")

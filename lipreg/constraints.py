@@ -14,7 +14,13 @@ from torch.nn.utils.parametrizations import spectral_norm
 from torch.utils.hooks import RemovableHandle
 
 from lipreg._modes import eval_mode
-from lipreg._validation import check_input_shape, check_real
+from lipreg._validation import (
+    check_bool,
+    check_input_shape,
+    check_int,
+    check_real,
+    input_shape_error,
+)
 from lipreg.spectral import CONVS, ConvGeometry
 
 
@@ -48,8 +54,7 @@ class WeightClip:
             raise TypeError(
                 f"module must be an nn.Module (the critic), got {type(module).__name__}"
             )
-        if not isinstance(biases, bool):
-            raise TypeError(f"biases must be True or False, got {biases!r}")
+        check_bool(biases, "biases")
         self.c = check_real(c, "c", 0.0, math.inf, open_low=True, open_high=True)
         self.biases = biases
         self.module = module
@@ -106,8 +111,7 @@ class WeightClip:
                 f"{state!r}; nothing was loaded"
             )
         c = check_real(state["c"], "c", 0.0, math.inf, open_low=True, open_high=True)
-        if not isinstance(state["biases"], bool):
-            raise TypeError(f"biases must be True or False, got {state['biases']!r}")
+        check_bool(state["biases"], "biases")
         self.c, self.biases = c, state["biases"]
 
     def __repr__(self) -> str:
@@ -153,6 +157,8 @@ def _traced_input_sizes(
     try:
         with torch.no_grad(), eval_mode(critic):
             critic(torch.zeros((1, *shape), dtype=weight.dtype, device=weight.device))
+    except RuntimeError as e:
+        raise input_shape_error(shape, e, "spectral_normalize(conv='fft'): the critic") from e
     finally:
         for handle in handles:
             handle.remove()
@@ -205,14 +211,7 @@ def spectral_normalize(
         raise TypeError(f"critic must be an nn.Module, got {type(critic).__name__}")
     if conv not in ("power", "fft"):
         raise ValueError(f"conv must be 'power' or 'fft', got conv={conv!r}")
-    if (
-        isinstance(n_power_iterations, bool)
-        or not isinstance(n_power_iterations, int)
-        or n_power_iterations < 1
-    ):
-        raise ValueError(
-            f"n_power_iterations must be a positive integer, got {n_power_iterations!r}"
-        )
+    check_int(n_power_iterations, "n_power_iterations", 1)
     check_real(eps, "eps", 0.0, math.inf, open_low=True, open_high=True)
     layers: dict[str, nn.Module] = {
         name: m for name, m in critic.named_modules() if isinstance(m, (nn.Linear, *CONVS))

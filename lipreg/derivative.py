@@ -10,6 +10,7 @@ performs the double backward that gradient penalties need.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal, TypeAlias, cast
@@ -19,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from lipreg._validation import check_scores, upcast
+from lipreg._validation import check_bool, check_int, check_scores, upcast
 
 Engine: TypeAlias = Literal["func", "autograd"]
 Critic: TypeAlias = Callable[..., Tensor]
@@ -31,14 +32,22 @@ _DETACHED = (
 )
 
 
-def check_options(engine: object, chunk_size: object) -> None:
-    """Raise if ``engine`` or ``chunk_size`` is not a valid option of :func:`input_gradient`."""
+def check_options(
+    engine: object,
+    chunk_size: object,
+    per_sample: object = False,
+    grad_scaler: object = None,
+) -> None:
+    """Raise if an argument is not a valid option of :func:`input_gradient`."""
     if engine not in ("func", "autograd"):
         raise ValueError(f"engine must be 'func' or 'autograd', got {engine!r}")
-    if chunk_size is not None and (
-        not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1
-    ):
-        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    check_int(chunk_size, "chunk_size", 1, none_ok=True)
+    check_bool(per_sample, "per_sample")
+    if grad_scaler is not None and not isinstance(grad_scaler, torch.amp.GradScaler):
+        raise TypeError(
+            "grad_scaler must be a torch.amp.GradScaler (the one that scales the critic's loss) "
+            f"or None, got {type(grad_scaler).__name__}"
+        )
 
 
 def _modules_of(critic: object) -> list[nn.Module]:
@@ -91,10 +100,21 @@ def _cotangent_scale(
     return grad_scaler.scale(torch.ones((), device=device))
 
 
-def _cotangent(out: Tensor, scale: Tensor | None) -> Tensor:
-    """Ones shaped like the scores, times the GradScaler's scale when there is one."""
+def _cotangent(out: Tensor, scale: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """Ones shaped like the scores, times the GradScaler's scale when there is one; and that
+    factor as the scores' dtype holds it, in float32 (None without a scale), to divide by.
+
+    The factor is the scale clamped to the dtype's normal range, whose ends are powers of two:
+    a float16 ``65536`` (the default initial scale, 2^16) would be inf, so float16 scores get
+    at most 2^15 and every input gradient of the scaler's first steps would otherwise be
+    inf. The clamp keeps the factor finite without a host synchronisation.
+    """
     ones = torch.ones_like(out)
-    return ones if scale is None else scale.to(out.dtype) * ones
+    if scale is None:
+        return ones, None
+    info = torch.finfo(out.dtype)
+    factor = scale.clamp(info.tiny, 2.0 ** math.floor(math.log2(info.max))).to(out.dtype)
+    return factor * ones, factor.float()
 
 
 def _translate(error: RuntimeError) -> RuntimeError:
@@ -122,7 +142,7 @@ def _func_gradient(
     scale: Tensor | None,
     per_sample: bool,
     chunk_size: int | None,
-) -> Tensor:
+) -> tuple[Tensor, Tensor | None]:
     def checked(z: Tensor) -> Tensor:
         out = f(z)
         # Inside the transform requires_grad reports dependence on z alone, not on parameters.
@@ -134,14 +154,14 @@ def _func_gradient(
         out, vjp_fn = cast(
             tuple[Tensor, Callable[[Tensor], tuple[Tensor]]], torch.func.vjp(checked, x)
         )
-        cotangent = _cotangent(out, scale)
+        cotangent, factor = _cotangent(out, scale)
         if not per_sample:
             (g,) = vjp_fn(cotangent)
-            return g
+            return g, factor
         # Row i of the batch Jacobian is the vjp with the i-th one-hot cotangent; its i-th
         # sample is the derivative of D(x)_i in x_i with the rest of the batch held fixed.
         (rows,) = torch.func.vmap(vjp_fn, chunk_size=chunk_size)(torch.diag_embed(cotangent))
-        return einops.rearrange(torch.diagonal(rows, dim1=0, dim2=1), "... b -> b ...")
+        return einops.rearrange(torch.diagonal(rows, dim1=0, dim2=1), "... b -> b ..."), factor
     except RuntimeError as e:
         translated = _translate(e)
         if translated is e:
@@ -151,21 +171,21 @@ def _func_gradient(
 
 def _autograd_gradient(
     f: Callable[[Tensor], Tensor], x: Tensor, scale: Tensor | None, per_sample: bool
-) -> Tensor:
+) -> tuple[Tensor, Tensor | None]:
     create_graph = torch.is_grad_enabled()
     with torch.enable_grad():
         leaf = x.requires_grad_(True)
         out = f(leaf)
         if not out.requires_grad:
             raise ValueError(_DETACHED)
-        cotangent = _cotangent(out, scale)
+        cotangent, factor = _cotangent(out, scale)
         if not per_sample:
             (g,) = torch.autograd.grad(
                 out, leaf, cotangent, create_graph=create_graph, allow_unused=True
             )
             if g is None:
                 raise ValueError(_DETACHED)
-            return g
+            return g, factor
         rows = []
         for i in range(out.shape[0]):
             (row,) = torch.autograd.grad(
@@ -179,7 +199,7 @@ def _autograd_gradient(
             if row is None:
                 raise ValueError(_DETACHED)
             rows.append(row[i])
-        return torch.stack(rows)
+        return torch.stack(rows), factor
 
 
 def input_gradient(
@@ -218,13 +238,15 @@ def input_gradient(
             custom ops, layers mutating buffers in forward). Same values.
         grad_scaler: a ``torch.amp.GradScaler``; when enabled the gradient is taken of the
             scaled output (so float16 backward passes do not underflow) and divided by the
-            scale in float32, PyTorch's documented recipe for gradient penalties.
+            scale in float32, PyTorch's documented recipe for gradient penalties. The scale is
+            capped at the largest power of two the output's dtype holds (2^15 for float16:
+            the default initial scale 2^16 is inf there).
         chunk_size: with ``per_sample``, how many one-hot cotangents one vmap chunk holds.
 
     Returns:
         ``g`` with the shape of ``x``, in ``x``'s dtype (float32 at least when unscaled).
     """
-    check_options(engine, chunk_size)
+    check_options(engine, chunk_size, per_sample, grad_scaler)
     kwargs = dict(critic_kwargs or {})
     batch = x.shape[0]
 
@@ -234,7 +256,7 @@ def input_gradient(
     scale = _cotangent_scale(grad_scaler, x.device)
     with running_stats_frozen(critic):
         if engine == "func":
-            g = _func_gradient(f, x.detach(), scale, per_sample, chunk_size)
+            g, factor = _func_gradient(f, x.detach(), scale, per_sample, chunk_size)
         else:
-            g = _autograd_gradient(f, x.detach(), scale, per_sample)
-    return g if scale is None else upcast(g) / scale
+            g, factor = _autograd_gradient(f, x.detach(), scale, per_sample)
+    return g if factor is None else upcast(g) / factor

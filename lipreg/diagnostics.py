@@ -16,7 +16,14 @@ import torch
 from torch import Tensor
 
 from lipreg._modes import eval_mode as _eval_mode
-from lipreg._validation import check_batch, check_critic, check_real, upcast
+from lipreg._validation import (
+    check_batch,
+    check_bool,
+    check_critic,
+    check_int,
+    check_real,
+    upcast,
+)
 from lipreg.derivative import (
     Critic,
     Engine,
@@ -46,7 +53,8 @@ class LipschitzEstimate:
 def _best_pair(
     critic: Critic, points: Tensor, norm: Norm, kwargs: Mapping[str, Any]
 ) -> tuple[float, int, int]:
-    """``(quotient, i, j)`` maximising ``|D(x_i) - D(x_j)| / ||x_i - x_j||_B``, ``i != j``."""
+    """``(quotient, i, j)`` maximising ``|D(x_i) - D(x_j)| / ||x_i - x_j||_B``, ``i != j``
+    (NaN or inf if a score is)."""
     scores = critic_scores(critic(points, **kwargs), points.shape[0]).to(points.dtype)
     dist = pairwise_distances(points, points, norm)
     quotient = (scores.unsqueeze(1) - scores.unsqueeze(0)).abs() / dist
@@ -54,6 +62,14 @@ def _best_pair(
     flat = int(quotient.argmax())
     i, j = divmod(flat, points.shape[0])
     return float(quotient[i, j]), i, j
+
+
+def _not_finite(what: str) -> ValueError:
+    return ValueError(
+        f"estimate_lipschitz: {what} is NaN or inf, so no finite lower bound can be certified: "
+        "the critic overflows or returns NaN/inf near the samples (check its weights; float64 "
+        "samples and critic have more range, a smaller lr stays closer to the samples)"
+    )
 
 
 def estimate_lipschitz(
@@ -87,7 +103,9 @@ def estimate_lipschitz(
     penalty works, ``value`` should be close to ``gamma``; a ``value`` well above ``gamma``
     proves the constraint is violated. The critic's parameters, their
     ``.grad`` and its batch-norm statistics are not changed; with ``eval_mode`` every module
-    is in eval mode during the estimate and gets its own mode back afterwards.
+    is in eval mode during the estimate and gets its own mode back afterwards. Samples with
+    NaN or inf, and a NaN or inf dual gradient norm or quotient met on the way (a critic that
+    overflows), raise ``ValueError``: a bound that skipped them would certify nothing.
 
     Args:
         critic: ``critic(x, **critic_kwargs)`` giving scores ``[B]`` or ``[B, 1]``.
@@ -108,11 +126,17 @@ def estimate_lipschitz(
     norm = parse_norm(norm)
     check_batch(samples, "samples")
     norm.check(samples, "samples")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got steps={steps!r}")
+    check_int(steps, "steps", 0)
+    check_bool(pairwise, "pairwise")
+    check_bool(eval_mode, "eval_mode")
     if lr is not None:
         check_real(lr, "lr", 0.0, math.inf, open_low=True, open_high=True)
     check_options(engine, None)
+    if not bool(samples.isfinite().all()):
+        raise ValueError(
+            "samples contain NaN or inf: a lower bound needs finite starting points (check the "
+            "batch you pass)"
+        )
     kwargs = dict(critic_kwargs or {})
     x0 = upcast(samples.detach()).clone()
     if lr is None:
@@ -134,7 +158,9 @@ def estimate_lipschitz(
             at = (x0 + delta) if norm.local else None
             dual = norm.dual(g, at)
             top_value, top_index = dual.detach().max(0)
-            top, i = float(top_value), int(top_index)
+            top, i = float(top_value), int(top_index)  # NaN or inf if any dual norm is
+            if not math.isfinite(top):
+                raise _not_finite(f"the dual gradient norm ||dD(x)||_B* at ascent step {step}")
             if top > best:
                 best, best_point = top, (x0[i] + delta[i]).detach().clone()
             if step == steps or not dual.requires_grad:
@@ -155,6 +181,8 @@ def estimate_lipschitz(
             with torch.no_grad():
                 points = torch.cat([x0, x0 + delta.detach()]) if taken else x0
                 pair_value, i, j = _best_pair(critic, points, norm, kwargs)
+            if not math.isfinite(pair_value):
+                raise _not_finite("a difference quotient |D(x) - D(y)| / ||x - y||_B")
             if pair_value > best:
                 best = pair_value
                 witness = (points[i].clone(), points[j].clone())

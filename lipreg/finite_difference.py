@@ -9,11 +9,11 @@ from typing import Any, TypeAlias
 import torch
 from torch import Tensor
 
-from lipreg._validation import check_batch, check_scores, upcast
+from lipreg._validation import check_batch, check_bool, check_scores, upcast
 from lipreg.calibration import Calibration, Setting
 from lipreg.derivative import Critic, critic_scores
 from lipreg.norms import Norm
-from lipreg.penalty import Calibrated, NormPenalty, Stats
+from lipreg.penalty import Calibrated, NormPenalty, Stats, raise_if_not_finite
 from lipreg.sampling import interpolate
 
 PairSampler: TypeAlias = Callable[[Tensor, "Tensor | None"], tuple[Tensor, Tensor]]
@@ -75,8 +75,9 @@ class FiniteDifferenceGP(NormPenalty, Calibrated):
         pairs: the pairs ``(x, y)`` (see above).
         one_sided: penalise only quotients above gamma (default, as in the CT-GAN / LP-GAN
             family); ``False`` penalises ``(q / gamma - 1)^2`` in both directions.
-        check_finite: raise if a quotient or an estimate is NaN or inf (one host
-            synchronisation per call).
+        check_finite: raise if an input (``real``, ``fake``, the pairs, ``d_real``,
+            ``d_fake``), a quotient, an estimate or the returned penalty is NaN or inf (one
+            host synchronisation per call).
 
     Shapes:
         ``critic(x, **critic_kwargs)``: ``[B, ...] -> [B]`` or ``[B, 1]``; ``real``, ``fake``:
@@ -111,8 +112,8 @@ class FiniteDifferenceGP(NormPenalty, Calibrated):
             )
         self.calibration = Calibration(lam, gamma)
         self.pairs = pairs
-        self.one_sided = bool(one_sided)
-        self.check_finite = bool(check_finite)
+        self.one_sided = check_bool(one_sided, "one_sided")
+        self.check_finite = check_bool(check_finite, "check_finite")
         self.stats: FiniteDifferenceStats | None = None
 
     def _pair_scores(
@@ -216,15 +217,11 @@ class FiniteDifferenceGP(NormPenalty, Calibrated):
             terms = torch.where(valid, excess.square(), torch.zeros_like(excess))
             count = valid.sum().clamp_min(1)
             penalty = lam * gamma * terms.sum() / count
-        if self.check_finite:
-            ok = torch.isfinite(quotient).all() & torch.isfinite(estimate.means).all()
-            if not bool(ok):
-                raise ValueError(
-                    "non-finite values in the penalty: difference quotients or the estimates "
-                    f"(||X||_B, ||X||_B*) = {estimate.means.tolist()} are NaN or inf. The critic "
-                    "or the data diverged or contain NaN/inf: lower the learning rate or check "
-                    "the inputs"
-                )
+        if self._checks_finite:
+            inputs = {"real": real, "fake": fake, "d_real": d_real, "d_fake": d_fake}
+            if not isinstance(self.pairs, str):  # points that are not real's or fake's
+                inputs |= {"the pairs' x": x, "the pairs' y": y}
+            raise_if_not_finite(penalty, quotient, "difference quotients", inputs, estimate.means)
         self.calibration.commit(estimate)
         with torch.no_grad():
             q = torch.where(valid, quotient.detach(), torch.zeros_like(quotient))

@@ -8,10 +8,10 @@ import torch
 from torch import Tensor, nn
 
 from lipreg._state import CheckedState
-from lipreg._validation import check_critic, upcast
+from lipreg._validation import check_critic, check_int, upcast
 from lipreg.derivative import Critic
 from lipreg.norms import Norm
-from lipreg.penalty import check_pair
+from lipreg.penalty import NormPenalty, check_pair
 
 
 class Lazy(CheckedState):
@@ -35,7 +35,10 @@ class Lazy(CheckedState):
     ``"auto"`` estimates only see the batches of evaluating calls).
 
     Every call, evaluating or not, checks its inputs first; a call that raises does not
-    advance the counter. The counter is a buffer (``calls``, int64) and ``every`` is recorded
+    advance the counter. When the wrapped penalty checks finiteness (``check_finite``), an
+    evaluating call also raises if ``every`` times its finite value overflows (one more host
+    synchronisation on evaluating calls; the wrapped penalty has then already recorded the
+    call). The counter is a buffer (``calls``, int64) and ``every`` is recorded
     in the extra state, so checkpoints resume the schedule; a state saved with another
     ``every`` or a malformed counter is rejected before anything is loaded.
 
@@ -55,8 +58,7 @@ class Lazy(CheckedState):
                 "penalty must be a lipreg penalty module such as BanachR1() or BanachGP(), "
                 f"got {type(penalty).__name__}"
             )
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive integer (16 in StyleGAN2), got {every!r}")
+        check_int(every, "every", 1)  # StyleGAN2 uses 16
         self.penalty = penalty
         self.every = every
         self.register_buffer("calls", torch.zeros((), dtype=torch.int64))
@@ -85,11 +87,23 @@ class Lazy(CheckedState):
             norm.check(real, "real")
         if self.due:
             value: Tensor = self.penalty(critic, real, fake, **critic_kwargs) * self.every
+            self._raise_if_overflow(value)
         else:
             value = torch.zeros((), dtype=upcast(real).dtype, device=real.device)
         self._calls += 1
         self.calls.fill_(self._calls)
         return value
+
+    def _raise_if_overflow(self, value: Tensor) -> None:
+        """Raise if ``every`` times a finite penalty overflowed, when the wrapped penalty checks
+        finiteness (a second host synchronisation, on evaluating calls only)."""
+        checks = isinstance(self.penalty, NormPenalty) and self.penalty._checks_finite
+        if checks and not bool(torch.isfinite(value)):
+            raise ValueError(
+                f"non-finite values in the penalty: every={self.every} times the wrapped "
+                f"penalty's value overflows {value.dtype} ({value.item()}). The critic "
+                "diverged: lower the learning rate"
+            )
 
     def get_extra_state(self) -> dict[str, int]:
         return {"every": self.every}
@@ -108,11 +122,15 @@ class Lazy(CheckedState):
         ):
             problems.append(f"{prefix}calls: expected a non-negative integer 0-dim tensor")
         extra = state_dict.get(prefix + "_extra_state", {"every": self.every})
-        if not (isinstance(extra, dict) and extra.get("every") == self.every):
-            found = extra.get("every") if isinstance(extra, dict) else extra
+        if not (isinstance(extra, dict) and type(extra.get("every")) is int):
             problems.append(
-                f"it was saved with every={found!r}, but this Lazy has every={self.every}; "
-                "build it with the same interval"
+                f"{prefix}_extra_state: expected {{'every': interval}} with an integer "
+                f"interval, got {extra!r}"
+            )
+        elif extra["every"] != self.every:
+            problems.append(
+                f"it was saved with every={extra['every']!r}, but this Lazy has "
+                f"every={self.every}; build it with the same interval"
             )
         return problems
 

@@ -9,7 +9,7 @@ checkpoint rules. :class:`BanachGP` and the zero-centred :class:`lipreg.BanachR1
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -18,7 +18,7 @@ from torch import Tensor
 from typing_extensions import Self
 
 from lipreg._state import CheckedState
-from lipreg._validation import check_batch, check_critic
+from lipreg._validation import check_batch, check_bool, check_critic
 from lipreg._validation import check_pair as _check_pair
 from lipreg.calibration import Calibration, Estimate, Setting
 from lipreg.derivative import Critic, Engine, check_options, input_gradient
@@ -50,10 +50,51 @@ class PenaltyStats(Stats):
 
 def check_pair(real: Tensor, fake: Tensor | None) -> None:
     """Raise unless ``real`` (and ``fake`` if given) are batches ``[B, ...]`` with the same
-    per-sample shape, dtype and device."""
+    per-sample shape, dtype and device, holding values (not on the meta device)."""
     check_batch(real, "real")
     if fake is not None:
         _check_pair(real, fake, "real", "fake")
+    if real.device.type == "meta":
+        raise ValueError(
+            "real is on the meta device, which holds shapes but no values: a penalty needs "
+            "the data (and its running estimates must not move there); pass real tensors"
+        )
+
+
+def raise_if_not_finite(
+    penalty: Tensor,
+    terms: Tensor,
+    what: str,
+    inputs: Mapping[str, Tensor | None],
+    means: Tensor | None = None,
+    advice: str = "",
+) -> None:
+    """Raise ``ValueError`` unless the returned ``penalty``, its per-point ``terms`` (``what``
+    names them: dual gradient norms, quotients), the running estimates ``means`` and every
+    given input are finite, with one host synchronisation.
+    """
+    given = {name: t for name, t in inputs.items() if t is not None}
+    parts = [penalty, terms, *([] if means is None else [means]), *given.values()]
+    if bool(torch.stack([torch.isfinite(t).all() for t in parts]).all()):
+        return
+    # Only a failing call pays for the diagnosis.
+    problems = [
+        f"{name} contains NaN or inf" for name, t in given.items() if not t.isfinite().all()
+    ]
+    bad = int((~torch.isfinite(terms)).sum())
+    if bad:
+        problems.append(f"{bad} of {terms.numel()} {what} are NaN or inf")
+    if means is not None and not bool(torch.isfinite(means).all()):
+        problems.append(f"the estimates (||X||_B, ||X||_B*) = {means.tolist()} are NaN or inf")
+    if not problems:
+        problems.append(
+            f"the penalty is {penalty.item()} although its {what} are finite: they reach "
+            f"{terms.detach().abs().max().item():.3g}, too large for {penalty.dtype}"
+        )
+    raise ValueError(
+        f"non-finite values in the penalty: {'; '.join(problems)}. The critic or the data "
+        f"diverged or contain NaN/inf: lower the learning rate, check the inputs{advice}"
+    )
 
 
 class NormPenalty(CheckedState):
@@ -65,9 +106,16 @@ class NormPenalty(CheckedState):
         norm: a :class:`lipreg.Norm` or a text spec (see :func:`lipreg.parse_norm`).
     """
 
+    check_finite: bool  #: set by subclasses: raise on NaN or inf
+
     def __init__(self, norm: Norm | str) -> None:
         super().__init__()
         self.norm = parse_norm(norm)
+
+    @property
+    def _checks_finite(self) -> bool:
+        """Whether a call raises on non-finite values (see :func:`raise_if_not_finite`)."""
+        return self.check_finite
 
     def _check_inputs(self, critic: object, real: Tensor, fake: Tensor | None) -> None:
         check_critic(critic)
@@ -85,10 +133,14 @@ class NormPenalty(CheckedState):
         saved = state_dict.get(prefix + "_extra_state")
         if saved is None or (isinstance(saved, dict) and saved.get("norm") == self.norm.spec):
             return []
-        found = saved.get("norm") if isinstance(saved, dict) else saved
+        if not (isinstance(saved, dict) and isinstance(saved.get("norm"), str)):
+            return [
+                f"{prefix}_extra_state: expected {{'norm': spec}} with the norm's text spec, "
+                f"got {saved!r}"
+            ]
         return [
-            f"it was saved for norm {found!r}, but the penalty uses {self.norm.spec!r}; "
-            "build the penalty with the same norm"
+            f"it was saved for norm {saved['norm']!r}, but the penalty uses "
+            f"{self.norm.spec!r}; build the penalty with the same norm"
         ]
 
 
@@ -115,12 +167,12 @@ class GradientPenalty(NormPenalty):
     ) -> None:
         super().__init__(norm)
         self.sampler = resolve_sampler(sampling)
-        check_options(engine, chunk_size)
-        self.per_sample = bool(per_sample)
+        check_options(engine, chunk_size, per_sample, grad_scaler)
+        self.per_sample = per_sample
         self.engine: Engine = engine
         self.chunk_size = chunk_size
         self.grad_scaler = grad_scaler
-        self.check_finite = bool(check_finite)
+        self.check_finite = check_bool(check_finite, "check_finite")
 
     def _evaluation_points(self, real: Tensor, fake: Tensor | None) -> Tensor:
         """``x_hat = sampler(real, fake)`` from detached inputs, checked against ``real``."""
@@ -161,22 +213,29 @@ class GradientPenalty(NormPenalty):
     def _scaler_active(self) -> bool:
         return self.grad_scaler is not None and self.grad_scaler.is_enabled()
 
-    def _raise_if_not_finite(self, dual: Tensor, means: Tensor | None = None) -> None:
-        """Raise if ``dual`` (or the estimates ``means``) are not all finite, when checking."""
-        if not self.check_finite or self._scaler_active:
-            return
-        finite = torch.isfinite(dual)
-        ok = finite.all() if means is None else finite.all() & torch.isfinite(means).all()
-        if not bool(ok):
-            bad = int((~finite).sum())
-            estimates = (
-                "" if means is None else f", estimates (||X||_B, ||X||_B*) = {means.tolist()}"
-            )
-            raise ValueError(
-                f"non-finite values in the penalty: {bad} of {dual.numel()} dual gradient norms "
-                f"are NaN or inf{estimates}. The critic or the data diverged or contain NaN/inf: "
-                "lower the learning rate, check the inputs, and under float16 autocast pass "
-                "grad_scaler=your GradScaler"
+    @property
+    def _checks_finite(self) -> bool:
+        # An active GradScaler skips the steps with non-finite gradients itself.
+        return self.check_finite and not self._scaler_active
+
+    def _raise_if_not_finite(
+        self,
+        penalty: Tensor,
+        dual: Tensor,
+        what: str,
+        inputs: Mapping[str, Tensor | None],
+        means: Tensor | None = None,
+    ) -> None:
+        """Raise if the penalty, ``dual`` (its dual norms, ``what`` says which), the estimates
+        ``means`` or the ``inputs`` are not all finite, when checking."""
+        if self._checks_finite:
+            raise_if_not_finite(
+                penalty,
+                dual,
+                what,
+                inputs,
+                means,
+                advice=", and under float16 autocast pass grad_scaler=your GradScaler",
             )
 
     def extra_repr(self) -> str:
@@ -209,8 +268,6 @@ class Calibrated:
     def _estimate(self, real: Tensor) -> Estimate:
         """This call's lam/gamma (and running means, not yet committed) with ``real`` in them,
         computed on ``real``'s device in float32 at least."""
-        if self.calibration.means.device != real.device:
-            self.calibration.to(real.device)
         with torch.autocast(real.device.type, enabled=False):
             return self.calibration.estimate(real, self.norm)
 
@@ -291,8 +348,9 @@ class BanachGP(GradientPenalty, Calibrated):
         grad_scaler: a ``torch.amp.GradScaler`` used for this critic's loss under float16
             autocast: the input gradient is then taken of the scaled output and unscaled
             before the norm, and non-finite values are left to the scaler to skip.
-        check_finite: raise if a dual norm or an estimate is NaN or inf (one host
-            synchronisation per call; skipped when a GradScaler is active).
+        check_finite: raise if ``real``, ``fake``, a dual norm, an estimate or the returned
+            penalty is NaN or inf (one host synchronisation per call; skipped when a
+            GradScaler is active).
 
     Shapes:
         ``critic(x, **critic_kwargs)``: ``[B, ...] -> [B]`` or ``[B, 1]``;
@@ -321,7 +379,7 @@ class BanachGP(GradientPenalty, Calibrated):
                 f"which a local norm ({self.norm!r}) does not define: pass fixed values, e.g. "
                 "lam=10.0, gamma=1.0"
             )
-        self.one_sided = bool(one_sided)
+        self.one_sided = check_bool(one_sided, "one_sided")
         self.stats: PenaltyStats | None = None
 
     def forward(
@@ -345,7 +403,9 @@ class BanachGP(GradientPenalty, Calibrated):
             if self.one_sided:
                 excess = excess.clamp_min(0)
             penalty = lam * gamma * excess.square().mean()
-        self._raise_if_not_finite(dual, estimate.means)
+        self._raise_if_not_finite(
+            penalty, dual, "dual gradient norms", {"real": real, "fake": fake}, estimate.means
+        )
         self.calibration.commit(estimate)
         with torch.no_grad():
             self.stats = PenaltyStats(

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lipreg._validation import upcast
+from lipreg._validation import check_int, upcast
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)  #: the layer types ConvGeometry describes
 
@@ -114,8 +114,7 @@ def circular_conv_norm(
         )
     size = _tuple(input_size, dims, "input_size")
     dil = _tuple(dilation, dims, "dilation")
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"groups must be a positive integer, got groups={groups!r}")
+    check_int(groups, "groups", 1)
     if weight.shape[0] % groups:
         raise ValueError(
             f"groups={groups} must divide the number of output channels {weight.shape[0]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,15 +68,18 @@ class _ZeroCentred(GradientPenalty):
                 "penalty(critic, real, fake)"
             )
         x = self._evaluation_points(real, fake)
-        return self._from_squared_duals(self._dual_norms(critic, x, critic_kwargs, squared=True))
+        squared = self._dual_norms(critic, x, critic_kwargs, squared=True)
+        return self._from_squared_duals(squared, {"real": real, "fake": fake})
 
-    def _from_squared_duals(self, squared: Tensor) -> Tensor:
-        """``(gamma / 2) mean(squared)`` from the squared dual norms ``[B]``, checked finite and
-        recorded in :attr:`stats` (adapters that take the input gradient themselves call
-        this)."""
+    def _from_squared_duals(
+        self, squared: Tensor, inputs: Mapping[str, Tensor | None] | None = None
+    ) -> Tensor:
+        """``(gamma / 2) mean(squared)`` from the squared dual norms ``[B]``, checked finite
+        with the call's ``inputs`` (by name) and recorded in :attr:`stats` (adapters that
+        take the input gradient themselves call this)."""
         with torch.autocast(squared.device.type, enabled=False):
             penalty = (self.gamma / 2) * squared.mean()
-        self._raise_if_not_finite(squared)
+        self._raise_if_not_finite(penalty, squared, "squared dual gradient norms", inputs or {})
         with torch.no_grad():
             dual = squared.detach().clamp_min(0).sqrt()
             self.stats = ZeroCentredStats(

@@ -224,6 +224,12 @@ class CustomSequential(nn.Sequential):
             "'0' (MaxPool2d with return_indices=True)",
         ),
         (nn.Linear(4, 4), (0,), ValueError, "input_shape must be"),
+        (  # a shape the critic cannot take: named, not torch's bare matmul error
+            nn.Sequential(nn.Flatten(), nn.Linear(12, 1)),
+            (3, 2, 3),
+            ValueError,
+            "layer '1' (Linear, input [1, 18]) failed in a forward of input_shape (3, 2, 3)",
+        ),
         (nn.Linear(4, 4), 4, ValueError, "input_shape must be"),
         ("net", (4,), TypeError, "critic must be an nn.Module"),
     ],

@@ -151,6 +151,36 @@ def test_loading_another_norms_state_is_refused_and_changes_nothing() -> None:
     assert (target.lam, target.gamma) == (lam, gamma) and not target.calibration.frozen
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("calibration.means", torch.tensor([float("nan"), 1.0]), "finite non-negative means"),
+        ("calibration.means", torch.tensor([1.0, float("inf")]), "finite non-negative means"),
+        ("calibration.means", torch.tensor([-1.0, 1.0]), "finite non-negative means"),
+        ("calibration.count", torch.tensor(-3), "non-negative integer count"),
+        ("calibration.count", torch.tensor(2.5), "non-negative integer count"),
+        ("calibration.count", torch.tensor(True), "non-negative integer count"),
+        ("_extra_state", "l2", "_extra_state: expected {'norm': spec}"),
+        ("_extra_state", {"norm": 2}, "_extra_state: expected {'norm': spec}"),
+    ],
+)
+def test_state_with_bad_values_is_refused(key: str, value: object, words: str) -> None:
+    """Values a running mean cannot have (NaN, negative norms, fractional or negative counts)
+    and a malformed norm record are refused before anything is loaded."""
+    source = BanachGP(lam="auto", gamma="auto").calibrate([torch.randn(5, 3, 8, 8)])
+    state = source.state_dict()
+    state[key] = value
+    target = BanachGP(lam="auto", gamma="auto")
+    target.calibrate([torch.randn(3, 3, 8, 8)], freeze=False)
+    lam, gamma = target.lam, target.gamma
+    with pytest.raises(RuntimeError, match="nothing was loaded") as info:
+        target.load_state_dict(state)
+    assert words in str(info.value)
+    assert "but the penalty uses" not in str(info.value)  # not "saved for 'l2', uses 'l2'"
+    assert (target.lam, target.gamma) == (lam, gamma) and not target.calibration.frozen
+    assert int(target.calibration.count) == 3
+
+
 def _distributed_worker(rank: int, world: int, init_file: str, results: dict) -> None:  # type: ignore[type-arg]
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:

@@ -220,6 +220,12 @@ class Skips(nn.Module):
         ),
         (
             critic,
+            lambda net: spectral_normalize(net, conv="fft", input_shape=(1, 7, 6)),
+            ValueError,
+            "the critic failed in a forward of input_shape (1, 7, 6): mat1 and mat2",
+        ),
+        (
+            critic,
             lambda net: spectral_normalize(net, n_power_iterations=0),
             ValueError,
             "n_power_iterations",

@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from conftest import Calls, ConvCritic
-from lipreg import BanachGP, Sobolev
+from lipreg import (
+    BanachGP,
+    BanachR1,
+    BanachR2,
+    FiniteDifferenceGP,
+    Sobolev,
+    estimate_lipschitz,
+    input_gradient,
+)
 
 
 def calibrated(norm: object = "l2") -> BanachGP:
@@ -136,3 +144,67 @@ def test_bad_constructor_arguments(kwargs, error, words) -> None:  # type: ignor
     with pytest.raises(error) as info:
         BanachGP(**kwargs)
     assert words in str(info.value)
+
+
+def _calibrate(**kwargs: object) -> object:
+    return BanachGP(lam="auto").calibrate([R, R], **kwargs)  # type: ignore[arg-type]
+
+
+OPTIONS = [
+    # every bool and int option of the public constructors and functions
+    (lambda: BanachGP(per_sample="False"), TypeError, "per_sample must be True or False"),
+    (lambda: BanachGP(one_sided="False"), TypeError, "one_sided must be True or False"),
+    (lambda: BanachGP(check_finite=0), TypeError, "check_finite must be True or False"),
+    (lambda: BanachR1(per_sample="True"), TypeError, "per_sample must be True or False"),
+    (lambda: BanachR2(check_finite="no"), TypeError, "check_finite must be True or False"),
+    (lambda: FiniteDifferenceGP(one_sided="False"), TypeError, "one_sided must be True or"),
+    (lambda: FiniteDifferenceGP(check_finite=1), TypeError, "check_finite must be True or"),
+    (lambda: input_gradient(NET, R, per_sample="no"), TypeError, "per_sample must be True or"),
+    (lambda: _calibrate(freeze="False"), TypeError, "freeze must be True or False"),
+    (lambda: _calibrate(max_batches=1.5), ValueError, "max_batches must be a positive integer"),
+    (lambda: _calibrate(max_batches="2"), ValueError, "max_batches must be a positive integer"),
+    (
+        lambda: estimate_lipschitz(NET, "l2", R, pairwise="False"),
+        TypeError,
+        "pairwise must be True or False",
+    ),
+    (
+        lambda: estimate_lipschitz(NET, "l2", R, eval_mode="no"),
+        TypeError,
+        "eval_mode must be True or False",
+    ),
+    (lambda: Sobolev(s=1.0, spatial_dims=2.0), ValueError, "spatial_dims must be 1"),
+    (lambda: BanachGP(grad_scaler="scaler"), TypeError, "grad_scaler must be a torch.amp"),
+    (lambda: BanachR1(grad_scaler=object()), TypeError, "grad_scaler must be a torch.amp"),
+    (
+        lambda: input_gradient(NET, R, grad_scaler=torch.optim.SGD(NET.parameters(), lr=1.0)),
+        TypeError,
+        "grad_scaler must be a torch.amp.GradScaler",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "words"), OPTIONS)
+def test_options_of_the_wrong_type_are_refused(call, error, words) -> None:  # type: ignore[no-untyped-def]
+    """A string for a boolean would switch it on ("False" is truthy), 2.0 passes ``in`` checks
+    for integers: each is refused with a message naming the option."""
+    with pytest.raises(error) as info:
+        call()
+    assert words in str(info.value)
+
+
+def test_meta_inputs_are_refused_and_change_nothing() -> None:
+    """The meta device has shapes but no values; the running estimates stay where they are."""
+    penalty = calibrated()
+    before = snapshot(penalty)
+    with pytest.raises(ValueError, match="real is on the meta device"):
+        penalty(NET, R.to("meta"), R.to("meta"))
+    assert_unchanged(penalty, before)
+    assert penalty.calibration.means.device == R.device
+
+
+def test_an_integer_critic_output_is_not_called_detached() -> None:
+    with pytest.raises(TypeError, match=r"must be floating-point scores, got dtype torch\.int64"):
+        BanachGP()(lambda x: x.flatten(1).sum(1).long(), R, R)
+    with pytest.raises(TypeError, match="d_real must be floating-point scores"):
+        FiniteDifferenceGP()(NET, R, R, d_real=torch.ones(4, dtype=torch.int32))

@@ -75,6 +75,8 @@ def test_schedule_resumes_from_a_checkpoint() -> None:
         (lambda s: s.update(calls=torch.tensor(-1)), "non-negative integer"),
         (lambda s: s.update(calls=torch.tensor(2.0)), "non-negative integer"),
         (lambda s: s.update({"penalty._extra_state": {"norm": "lp:p=10"}}), "lp:p=10"),
+        (lambda s: s.update(_extra_state=3), "_extra_state: expected {'every': interval}"),
+        (lambda s: s.update(_extra_state={"every": 3.0}), "_extra_state: expected {'every'"),
     ],
 )
 def test_bad_checkpoints_load_nothing(change, words: str) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from torch.autograd import gradcheck
 
 from conftest import dense_filter, dense_sobolev
 from lipreg import L2, Lp, Norm, Sobolev, parse_norm
-from lipreg.norms import conjugate, sobolev_multiplier
+from lipreg.norms import Wasserstein2, conjugate, sobolev_multiplier
 
 P_VALUES = [1.0, 1.3, 2.0, 3.0, 10.0, math.inf]
 
@@ -55,6 +55,65 @@ def test_lp_is_stable_in_float32(p: float, scale: float) -> None:
     assert torch.isfinite(stable).all() and (stable > 0).all()
     if p >= 10 or scale > 1e20:  # the unscaled formula under- or overflows here
         assert not torch.allclose(naive, stable, rtol=1e-3)
+
+
+L2_LIKE = [L2(), Lp(2), Sobolev(s=0.5), Sobolev(s=-1.5, p=2), Wasserstein2(gamma_l2=0.1)]
+
+
+@pytest.mark.parametrize("norm", L2_LIKE, ids=str)
+@pytest.mark.parametrize("scale", [1e-30, 1e20, 1e36])
+def test_p2_norms_neither_overflow_nor_underflow_in_float32(norm: Norm, scale: float) -> None:
+    """Squares of float32 entries above about 1e19 overflow and below 1e-23 underflow; the
+    norms and their duals are homogeneous, so they are evaluated on a power-of-two rescaling:
+    the float32 values match float64 ones (Wasserstein2: its dual), with exact gradients."""
+    x64 = torch.rand(3, 2, 4, 4, dtype=torch.float64) * 2 - 1
+    base = (x64 + 1).float()  # a base point for the local norm, away from density 0
+    at = {"at": base} if norm.local else {}
+    for f in [norm.dual] if norm.local else [norm.norm, norm.dual]:
+        x32 = (x64 * scale).float().requires_grad_(True)
+        value = f(x32, **at)
+        (grad,) = torch.autograd.grad(value.sum(), x32)
+        reference = f(x64, **({"at": base.double()} if norm.local else {}))
+        torch.testing.assert_close(value.double(), reference * scale, rtol=1e-5, atol=0)
+        # the gradient is 0-homogeneous: that of the unscaled input
+        unscaled = x64.float().requires_grad_(True)
+        (expected,) = torch.autograd.grad(f(unscaled, **at).sum(), unscaled)
+        torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_l2_rescaling_keeps_values_bit_for_bit() -> None:
+    """Dividing by a power of two is exact, so in range the value is torch's own l2 norm."""
+    g = torch.randn(64, 300) * torch.logspace(-10, 10, 64).unsqueeze(1)
+    assert torch.equal(L2().norm(g), torch.linalg.vector_norm(g, dim=1))
+
+
+def test_sobolev_s_out_of_the_dtype_range_is_refused_naming_s() -> None:
+    """(1 + 5 * 2)^(|s|/2) passes float32's range near |s| = 73: the multiplier of the norm or
+    its dual would be inf, so a call is refused naming s, before any critic runs; float64
+    has the range, and an s beyond even float64's is refused at construction."""
+    x = torch.randn(2, 3, 8, 8)
+    for s in (80.0, -80.0):
+        norm = Sobolev(s=s)
+        with pytest.raises(ValueError, match=rf"Sobolev s={s:g} is out of range for torch.float32"):
+            norm.dual(x)
+        with pytest.raises(ValueError, match="out of range"):
+            norm.norm(x)
+        value = norm.dual(x.double())
+        assert torch.isfinite(value).all() and (value > 0).all()
+    with pytest.raises(ValueError, match=r"Sobolev s=80 is out of range for torch\.float32"):
+        sobolev_multiplier((8, 8), 80.0, 5.0, torch.device("cpu"), torch.float32)
+    with pytest.raises(ValueError, match=r"Sobolev s=700 is out of range for torch\.float64"):
+        Sobolev(s=700.0)
+    # just inside the float32 range: finite, and as float64 computes it
+    inside = Sobolev(s=-72.0)
+    torch.testing.assert_close(inside.dual(x).double(), inside.dual(x.double()), rtol=1e-4, atol=0)
+
+
+def test_lp_takes_inf_as_a_string_as_its_spec_does() -> None:
+    assert Lp("inf") == Lp(math.inf) == parse_norm("lp:p=inf")
+    assert Sobolev(s=1.0, p="inf").p == math.inf
+    with pytest.raises(TypeError, match="or the string 'inf'"):
+        Lp("10")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("p", [1.5, 3.0, 10.0])

@@ -23,7 +23,7 @@ from conftest import (
     mlp,
     wgan_gp,
 )
-from lipreg import L2, BanachGP, Lp, Sobolev, input_gradient, parse_norm
+from lipreg import L2, BanachGP, BanachR1, Lp, Sobolev, input_gradient, parse_norm
 
 
 @pytest.mark.parametrize("make", [BanachGP, lambda: BanachGP(L2(), lam=10.0, gamma=1.0)])
@@ -309,6 +309,37 @@ def test_grad_scaler_prevents_float16_underflow() -> None:
     assert scaled.stats.dual_norm_mean.item() == pytest.approx(expected, rel=2e-3)
     assert value.dtype == torch.float32
     assert value.item() == pytest.approx(10 * (expected - 1) ** 2, rel=1e-6)
+
+
+SCALED = [
+    lambda scaler: BanachGP(grad_scaler=scaler),
+    lambda scaler: BanachGP(per_sample=True, engine="autograd", grad_scaler=scaler),
+    lambda scaler: BanachR1(grad_scaler=scaler),
+]
+
+
+@pytest.mark.parametrize("make", SCALED, ids=["gp", "gp-per-sample-autograd", "r1"])
+def test_default_grad_scaler_under_float16_autocast(make) -> None:  # type: ignore[no-untyped-def]
+    """torch.amp.GradScaler with its defaults (initial scale 2^16, which float16 cannot hold)
+    under a real float16 autocast (CPU): the first penalty is finite and close to the float32
+    one, and the scaler's step keeps the scale (it found no inf or NaN gradient)."""
+    critic = ConvCritic()
+    real, fake = images(8)
+    torch.manual_seed(3)
+    exact = make(None)(critic, real, fake)
+    scaler = torch.amp.GradScaler("cpu")
+    assert scaler.get_scale() == 2.0**16
+    penalty = make(scaler)
+    torch.manual_seed(3)
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert critic(real).dtype == torch.float16  # a float16 forward and backward
+        value = penalty(critic, real, fake)
+    assert value.item() == pytest.approx(exact.item(), rel=1e-2)
+    optimizer = torch.optim.SGD(critic.parameters(), lr=1e-3)
+    scaler.scale(value).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    assert scaler.get_scale() == 2.0**16
 
 
 def test_autocast_norms_in_float32() -> None:

@@ -31,6 +31,13 @@ def test_version_and_integrations_package() -> None:
 MAIN_JOB_PREFIX = 'pip install -c constraints.txt -e ".[train]" && '
 
 
+def test_the_library_alone_brings_numpy() -> None:
+    """``import torch`` without NumPy warns "Failed to initialize NumPy" on every start, so
+    the library's own dependencies (no extra) include it."""
+    core = [r for r in importlib.metadata.requires("lipreg") or [] if "extra ==" not in r]
+    assert any(re.match(r"numpy\b", r) for r in core), core
+
+
 def test_readme_has_the_two_commands() -> None:
     commands = re.findall(r"^(pip install .*)$", README, flags=re.MULTILINE)
     assert len(commands) == 2, commands

@@ -27,6 +27,23 @@ def sqrt_zero_safe(squared: Tensor) -> Tensor:
     return torch.where(positive, root, torch.zeros_like(root))
 
 
+def sample_scale(x: Tensor) -> Tensor:
+    """Per sample of ``x`` ``[B, ...]``, the power of two ``2^e`` with
+    ``max_i |x_bi| / 2^e`` in ``[0.5, 1)``, shaped ``[B, 1, ..., 1]`` and detached; 1 for a zero
+    or non-finite sample (whose norm then stays 0, NaN or inf).
+
+    Norms that are homogeneous, ``||x|| = 2^e ||x / 2^e||``, evaluate the right side so that
+    squares of entries above about 1e19 do not overflow float32. Dividing by a power of two
+    is exact, so for entries in range the value is bit for bit the unscaled one, and its
+    derivatives (the scale is a constant) are those of the norm itself.
+    """
+    m = x.detach().abs().flatten(1).amax(dim=1)
+    mantissa, _ = torch.frexp(m)  # m = mantissa * 2^e exactly, so m / mantissa = 2^e exactly
+    usable = (m > 0) & torch.isfinite(m)
+    scale = torch.where(usable, m / torch.where(usable, mantissa, 1.0), 1.0)
+    return scale.view(-1, *(1,) * (x.ndim - 1))
+
+
 class Norm(ABC):
     """A norm ``||.||_B`` on batch-first tensors together with its dual norm ``||.||_{B*}``.
 
@@ -177,17 +194,25 @@ class LocalNorm(Norm):
         return upcast(at).to(upcast(x).dtype)
 
     def norm(self, x: Tensor, at: Tensor | None = None) -> Tensor:
-        """``||x_b||_{at_b}`` for every sample: ``[B, ...] -> [B]``."""
+        """``||x_b||_{at_b}`` for every sample: ``[B, ...] -> [B]`` (evaluated on ``x``
+        divided by a power of two per sample, see :func:`sample_scale`)."""
         base = self._base(at, x, "x")
-        return self._norm_at(upcast(x), base)
+        x = upcast(x)
+        scale = sample_scale(x)
+        return self._norm_at(x / scale, base) * scale.flatten()
 
     def dual(self, g: Tensor, at: Tensor | None = None) -> Tensor:
         """``||g_b||_{at_b, *}`` for every sample: ``[B, ...] -> [B]``.
 
         The square root of :meth:`dual_squared`, with derivative 0 where it is 0 (as the
-        ``l^p`` norms have at the zero vector) rather than NaN.
+        ``l^p`` norms have at the zero vector) rather than NaN; evaluated on ``g`` divided by
+        a power of two per sample (:func:`sample_scale`), so that the squared norm of large
+        gradients does not overflow.
         """
-        return sqrt_zero_safe(self.dual_squared(g, at))
+        self.check(g, "g")
+        g = upcast(g)
+        scale = sample_scale(g)
+        return sqrt_zero_safe(self.dual_squared(g / scale, at)) * scale.flatten()
 
     def dual_squared(self, g: Tensor, at: Tensor | None = None) -> Tensor:
         """``||g_b||_{at_b, *}^2`` for every sample, quadratic in ``g``: ``[B, ...] -> [B]``."""

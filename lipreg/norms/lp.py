@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from lipreg._validation import check_real, upcast
-from lipreg.norms.base import Norm, format_number
+from lipreg.norms.base import Norm, format_number, sample_scale
 
 
 def conjugate(p: float) -> float:
@@ -23,15 +24,22 @@ def conjugate(p: float) -> float:
 def lp_norm(x: Tensor, p: float) -> Tensor:
     """``(sum_i |x_bi|^p)^(1/p)`` over every non-batch entry: ``[B, ...] -> [B]``.
 
-    For ``p`` other than 1, 2 and inf each sample is divided by its largest ``|entry|``
-    ``m`` before powering, ``||x||_p = m ||x / m||_p``, so large ``p`` neither underflows on
-    small entries nor overflows on large ones. ``m`` is detached: for any fixed ``m > 0`` the
+    For ``p = 2`` each sample is divided by a power of two near its largest ``|entry|``
+    (:func:`lipreg.norms.base.sample_scale`; exact, so values in range are unchanged) and the
+    norm multiplied back, so squares of entries above about 1e19 do not overflow float32. For
+    ``p`` other than 1, 2 and inf each sample is divided by its largest ``|entry|`` ``m``
+    before powering, ``||x||_p = m ||x / m||_p``, so large ``p`` neither underflows on small
+    entries nor overflows on large ones. The scales are detached: for any fixed scale the
     expression equals ``||x||_p`` identically, so its derivatives of every order are those of
     the norm itself. The zero vector gets value 0 and gradient 0.
     """
     flat = x.flatten(1)
-    if p in (1, 2) or math.isinf(p):
-        norm: Tensor = torch.linalg.vector_norm(flat, ord=p, dim=1)
+    if p == 2:
+        scale = sample_scale(flat)
+        norm: Tensor = torch.linalg.vector_norm(flat / scale, ord=2, dim=1) * scale.squeeze(1)
+        return norm
+    if p == 1 or math.isinf(p):
+        norm = torch.linalg.vector_norm(flat, ord=p, dim=1)
         return norm
     a = flat.abs()
     m = a.amax(dim=1, keepdim=True).detach()
@@ -39,6 +47,17 @@ def lp_norm(x: Tensor, p: float) -> Tensor:
     # Where x = 0 the sum is 0 and s^(1/p) has an infinite derivative; 1 keeps it finite.
     safe_sum = torch.where(scaled_sum > 0, scaled_sum, torch.ones_like(scaled_sum))
     return m.squeeze(1) * safe_sum.pow(1.0 / p)
+
+
+def check_exponent(p: object, name: str = "p") -> float:
+    """``p`` as a float in ``[1, inf]``; the string ``"inf"`` is infinity, as in the text spec
+    ``"lp:p=inf"`` (Python has no literal for it)."""
+    if isinstance(p, str) and p.strip().lower() in ("inf", "infinity"):
+        return math.inf
+    try:
+        return check_real(p, name, 1.0, math.inf)
+    except TypeError as e:
+        raise TypeError(f"{e} (or the string 'inf')") from None
 
 
 class Lp(Norm):
@@ -49,13 +68,13 @@ class Lp(Norm):
     paper's L^10-BWGAN (CIFAR-10 Inception Score 8.31).
 
     Args:
-        p: exponent in ``[1, inf]``.
+        p: exponent in ``[1, inf]``; infinity as ``math.inf`` or ``"inf"``.
     """
 
     name = "lp"
 
-    def __init__(self, p: float) -> None:
-        self.p = check_real(p, "p", 1.0, math.inf)
+    def __init__(self, p: float | Literal["inf"]) -> None:
+        self.p = check_exponent(p)
         self.q = conjugate(self.p)
 
     def _norm(self, x: Tensor) -> Tensor:

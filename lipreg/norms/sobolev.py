@@ -4,15 +4,36 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from lipreg._validation import check_real, upcast
-from lipreg.norms.base import Norm, format_number
-from lipreg.norms.lp import conjugate, lp_norm
+from lipreg.norms.base import Norm, format_number, sample_scale
+from lipreg.norms.lp import check_exponent, conjugate, lp_norm
 
 _LAYOUTS = {1: "[B, C, L]", 2: "[B, C, H, W]", 3: "[B, C, D, H, W]"}
+
+
+def check_multiplier_range(exponent: float, c: float, dims: int, dtype: torch.dtype) -> None:
+    """Raise unless ``(1 + c |xi|^2)^(+-exponent / 2)`` fits ``dtype`` on ``dims`` spatial axes.
+
+    ``|xi|^2`` runs from 0 to ``dims`` (1 per axis at the Nyquist index), so the multipliers
+    of the norm and of its dual span ``(1 + c dims)^(-|exponent| / 2)`` to
+    ``(1 + c dims)^(|exponent| / 2)``; beyond the dtype's normal range they would overflow to
+    inf (or lose the high frequencies to underflow), and the penalty would be inf or NaN.
+    """
+    info = torch.finfo(dtype)
+    limit = min(math.log(info.max), -math.log(info.tiny))
+    growth = math.log1p(c * dims) / 2
+    if abs(exponent) * growth > limit:
+        raise ValueError(
+            f"Sobolev s={exponent:g} is out of range for {dtype}: with c={c:g} on {dims} spatial "
+            f"axes the multiplier (1 + c|xi|^2)^(s/2) of the norm or of its dual reaches "
+            f"10^{abs(exponent) * growth / math.log(10):.0f}, beyond {dtype} "
+            f"(|s| <= {limit / growth:.4g} fits); use a smaller |s| or c, or float64 inputs"
+        )
 
 
 @functools.lru_cache(maxsize=64)
@@ -28,7 +49,11 @@ def sobolev_multiplier(
     Returns:
         real tensor of shape ``[*shape[:-1], shape[-1] // 2 + 1]`` on ``device`` in ``dtype``,
         cached per argument tuple.
+
+    Raises:
+        ValueError: if the multiplier does not fit ``dtype`` (:func:`check_multiplier_range`).
     """
+    check_multiplier_range(exponent, c, len(shape), dtype)
     # A multiplier first built under inference_mode would be an inference tensor, which
     # autograd refuses to save for backward in later training steps.
     with torch.inference_mode(False):
@@ -57,8 +82,11 @@ class Sobolev(Norm):
     W^{-3/2,2}-BWGAN (CIFAR-10 Inception Score 8.26).
 
     Args:
-        s: smoothness order, any finite real.
-        p: Lebesgue exponent in ``[1, inf]``.
+        s: smoothness order, a finite real whose multipliers ``(1 + c d)^(+-s/2)`` (``d``
+            spatial axes) fit the inputs' dtype: ``|s| <= 72.8`` for float32 images with
+            ``c = 5`` (a call on inputs beyond that raises, naming s; see
+            :func:`check_multiplier_range`).
+        p: Lebesgue exponent in ``[1, inf]`` (infinity as ``math.inf`` or ``"inf"``).
         c: frequency scale ``c > 0`` (the reference code uses 5).
         spatial_dims: 1 for signals ``[B, C, L]``, 2 for images ``[B, C, H, W]``, 3 for
             volumes ``[B, C, D, H, W]``; every spatial size must be at least 2.
@@ -66,17 +94,20 @@ class Sobolev(Norm):
 
     name = "sobolev"
 
-    def __init__(self, s: float, p: float = 2.0, c: float = 5.0, spatial_dims: int = 2) -> None:
+    def __init__(
+        self, s: float, p: float | Literal["inf"] = 2.0, c: float = 5.0, spatial_dims: int = 2
+    ) -> None:
         self.s = check_real(s, "s", -math.inf, math.inf, open_low=True, open_high=True)
-        self.p = check_real(p, "p", 1.0, math.inf)
+        self.p = check_exponent(p)
         self.q = conjugate(self.p)
         self.c = check_real(c, "c", 0.0, math.inf, open_low=True, open_high=True)
-        if isinstance(spatial_dims, bool) or spatial_dims not in _LAYOUTS:
+        if type(spatial_dims) is not int or spatial_dims not in _LAYOUTS:  # not 2.0, not True
             raise ValueError(
                 f"spatial_dims must be 1 ([B, C, L]), 2 ([B, C, H, W]) or 3 ([B, C, D, H, W]), "
                 f"got spatial_dims={spatial_dims!r}"
             )
         self.spatial_dims = spatial_dims
+        check_multiplier_range(self.s, self.c, spatial_dims, torch.float64)
 
     def check(self, x: Tensor, name: str) -> None:
         super().check(x, name)
@@ -92,6 +123,7 @@ class Sobolev(Norm):
                 f"{name} has spatial size {list(x.shape[2:])}; the Sobolev frequency grid needs "
                 "every spatial size to be at least 2"
             )
+        check_multiplier_range(self.s, self.c, self.spatial_dims, upcast(x).dtype)
 
     def filter(self, x: Tensor, s: float) -> Tensor:
         """``F^-1[(1 + c|xi|^2)^(s/2) F x]`` per channel: same shape and dtype as ``x``."""
@@ -105,10 +137,17 @@ class Sobolev(Norm):
         return filtered
 
     def _norm(self, x: Tensor) -> Tensor:
-        return lp_norm(self.filter(x, self.s), self.p)
+        return self._filtered_norm(x, self.s, self.p)
 
     def _dual(self, g: Tensor) -> Tensor:
-        return lp_norm(self.filter(g, -self.s), self.q)
+        return self._filtered_norm(g, -self.s, self.q)
+
+    def _filtered_norm(self, x: Tensor, s: float, p: float) -> Tensor:
+        """``||T_s x||_p``, the filter applied to ``x`` divided by a power of two per sample
+        (exact, see :func:`lipreg.norms.base.sample_scale`): the FFT's sums of huge entries
+        do not overflow."""
+        scale = sample_scale(x)
+        return lp_norm(self.filter(x / scale, s), p) * scale.flatten()
 
     def lp_embedding(self, x: Tensor) -> tuple[Tensor, float] | None:
         self.check(x, "x")
