@@ -9,7 +9,7 @@ matches an uninterrupted one whatever the evaluation schedule).
 - toy data: the exact Wasserstein-1 distance between ``eval_samples`` generated and real
   points (an assignment problem) and, at the end, the critic's value surface with both sets;
 - images: a PNG grid of 64 samples, the sliced Wasserstein distance over a Laplacian pyramid
-  and, with ``--inception-weights``, IS, FID and KID;
+  and, where torch-fidelity is installed (unless ``--no-inception``), IS, FID and KID;
 - at the end, PNG plots of every scalar in ``scalars.jsonl``.
 """
 
@@ -61,9 +61,11 @@ class Evaluator:
         index = torch.randperm(len(data), generator=gen)[:n]
         self.real = data.take(index)
         self.toy = data.is_toy
-        reason = None if self.toy else metrics.inception_unavailable(c.inception_weights)
-        self.inception = not self.toy and reason is None
-        self.note = reason or ""
+        self.weights, self.note = (
+            (None, "")
+            if self.toy or not c.inception
+            else metrics.prepare_inception(c.inception_weights, progress=c.progress)
+        )
         self.last_grid: Path | None = None
 
     def generate(self, generator: nn.Module) -> Tensor:
@@ -87,10 +89,9 @@ class Evaluator:
             )
             c = self.config
             values = {"metric/swd": metrics.swd(self.real, fake, seed=c.seed).mean}
-            if self.inception:
-                assert c.inception_weights is not None  # else inception_unavailable says why
+            if self.weights is not None:
                 values |= metrics.inception_metrics(
-                    self.real, fake, c.inception_weights, seed=c.seed, device=self.device
+                    self.real, fake, self.weights, seed=c.seed, device=self.device
                 )
             return values
 
