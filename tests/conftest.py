@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
-from collections.abc import Callable, Sequence
+import sys
+import threading
+import types
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,11 +19,21 @@ import torch
 from torch import nn
 
 from lipreg import Lp, Norm, Sobolev
+from lipreg.train.data import Remote
 
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test reads or fills the user's download cache: ``LIPREG_CACHE`` (which
+    ``lipreg.train.data.cache_dir`` follows) points to a fresh directory."""
+    monkeypatch.setenv("LIPREG_CACHE", str(tmp_path_factory.mktemp("cache")))
 
 
 class ConvCritic(nn.Module):
@@ -158,3 +175,121 @@ def functional(
     names = [n for n, _ in critic.named_parameters()]
     mapping = dict(zip(names, params, strict=True))
     return lambda x: torch.func.functional_call(critic, mapping, (x,))
+
+
+# --- a local file server for the tests of downloads ------------------------------
+
+
+@dataclass
+class Route:
+    """What the server answers on one path: ``body`` (all of it announced in
+    Content-Length), of which only the first ``cut`` bytes are sent if given; ``then`` runs
+    after sending (the connection stays open until it returns); ``first`` before answering."""
+
+    body: bytes
+    cut: int | None = None
+    first: Callable[[], None] | None = None
+    then: Callable[[], None] | None = None
+
+
+class FileServer:
+    """An HTTP server on 127.0.0.1 (a free port) in a thread, for tests of downloads: it
+    serves the :class:`Route` registered under each path and records every request."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[str] = []
+        self.release = threading.Event()  # ends every `then` that waits for it
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests.append(self.path)
+                route = server.routes.get(self.path)
+                if route is None:
+                    self.send_error(404)
+                    return
+                if route.first is not None:
+                    route.first()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(route.body)))
+                self.end_headers()
+                self.wfile.write(route.body[: route.cut])
+                self.wfile.flush()
+                if route.then is not None:
+                    route.then()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    def remote(
+        self,
+        name: str,
+        body: bytes,
+        *,
+        algorithm: str = "md5",
+        digest: str | None = None,
+        **route: object,
+    ) -> Remote:
+        """Serve ``body`` as ``/name``; its checksum is ``body``'s unless ``digest`` is given."""
+        self.routes[f"/{name}"] = Route(body, **route)  # type: ignore[arg-type]
+        port = self.httpd.server_address[1]
+        return Remote(
+            url=f"http://127.0.0.1:{port}/{name}",
+            filename=name,
+            algorithm=algorithm,
+            digest=digest or hashlib.new(algorithm, body).hexdigest(),
+        )
+
+    def close(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def file_server() -> Iterator[FileServer]:
+    """A :class:`FileServer` on 127.0.0.1, closed after the test."""
+    server = FileServer()
+    yield server
+    server.close()
+
+
+# --- a stand-in for torch-fidelity ------------------------------------------------------
+
+
+@pytest.fixture
+def fidelity(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """torch-fidelity cannot be installed beside this torch: a stand-in module with its
+    feature extractor's constructor and call signature takes its place in ``sys.modules``.
+    Returns what it saw: ``name``, ``features``, ``path`` (the weights file), ``inputs``, and
+    ``extractor``, the class (its projection is seeded, so every instance computes alike)."""
+    seen: dict[str, Any] = {}
+
+    class FakeExtractor(nn.Module):
+        def __init__(
+            self, name: str, features_list: list[str], feature_extractor_weights_path: str
+        ) -> None:
+            super().__init__()
+            seen.update(name=name, features=features_list, path=feature_extractor_weights_path)
+            self.proj = torch.randn(3 * 8 * 8, 16, generator=torch.Generator().manual_seed(0))
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            assert x.dtype == torch.uint8 and x.shape[1] == 3
+            seen.setdefault("inputs", []).append(x)
+            f = x.float().flatten(1) @ self.proj / 1000
+            return f, f[:, :10]
+
+    module = types.ModuleType("torch_fidelity.feature_extractor_inceptionv3")
+    module.FeatureExtractorInceptionV3 = FakeExtractor  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch_fidelity", types.ModuleType("torch_fidelity"))
+    monkeypatch.setitem(sys.modules, "torch_fidelity.feature_extractor_inceptionv3", module)
+    seen["extractor"] = FakeExtractor
+    return seen

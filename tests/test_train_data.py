@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits, load_sample_images, make_swiss_roll
 from torch.utils.data import DataLoader, StackDataset
+from train_helpers import write_cifar
 
 from lipreg.train.data import (
     DATASETS,
@@ -186,26 +187,6 @@ def test_digits_resize() -> None:
 
 # --------------------------------------------------------------------------------------
 # CIFAR-10 in the official python format
-
-
-def write_cifar(folder: Path, n: int = 3, protocol: int = 2) -> dict[str, dict[bytes, object]]:
-    """The official layout: five training batches, a test batch and batches.meta, each a
-    pickled dict with bytes keys, b'data' uint8 [n, 3072] and b'labels' a list of ints."""
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    batches = {}
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch: dict[bytes, object] = {
-            b"batch_label": name.encode(),
-            b"labels": rng.integers(0, 10, n).tolist(),
-            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-            b"filenames": [f"img_{i}.png".encode() for i in range(n)],
-        }
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=protocol))
-        batches[name] = batch
-    meta = {b"label_names": [b"airplane"], b"num_cases_per_batch": n}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=protocol))
-    return batches
 
 
 @pytest.mark.parametrize("protocol", [2, 4])
@@ -424,7 +405,6 @@ def test_registry_descriptions() -> None:
         ({"name": "mnist"}, ValueError, "unknown data set 'mnist'"),
         ({"name": 3}, ValueError, "choose one of"),
         ({"name": "8gaussians", "root": "/tmp"}, ValueError, "reads no directory"),
-        ({"name": "cifar10"}, ValueError, "pass root="),
         ({"name": "folder"}, ValueError, "pass root="),
         ({"name": "folder", "root": 5}, TypeError, "root must be a path"),
         ({"name": "swissroll", "image_size": 32}, ValueError, "image data only"),

@@ -8,8 +8,8 @@ from __future__ import annotations
 import itertools
 import math
 import sys
-import types
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -390,56 +390,59 @@ def test_inception_score_bad_input() -> None:
 # Inception through torch-fidelity
 
 
-def test_inception_unavailable_reasons(tmp_path: Path) -> None:
-    reason = inception_unavailable(None)
-    assert reason is not None and "--inception-weights" in reason and "\n" not in reason
+def test_inception_unavailable_reasons(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reason = inception_unavailable(tmp_path / "missing.pth")
     assert reason is not None and "does not exist" in reason
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"")
-    if "torch_fidelity" not in sys.modules:
-        reason = inception_unavailable(weights)
-        assert reason is not None and "torch-fidelity cannot be imported" in reason
-        with pytest.raises(RuntimeError) as info:
-            inception_metrics(torch.zeros(2, 3, 8, 8), torch.zeros(2, 3, 8, 8), weights)
-        assert "torch-fidelity" in str(info.value)
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # as if not installed
+    for path in (None, weights):
+        reason = inception_unavailable(path)
+        assert reason is not None and "\n" not in reason
+        assert "torch-fidelity is not installed; pip install torch-fidelity" in reason
+        assert "--no-inception" in reason
+    with pytest.raises(RuntimeError) as info:
+        inception_metrics(torch.zeros(2, 3, 8, 8), torch.zeros(2, 3, 8, 8), weights)
+    assert "torch-fidelity is not installed" in str(info.value)
 
 
-def test_inception_metrics_through_a_stand_in(
+def test_a_broken_torch_fidelity_is_one_line_with_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """torch-fidelity is not installed here: a stand-in module with its constructor and call
-    signature checks the glue (weights path, uint8 RGB input, features to our formulas)."""
+    """Installed beside a torch it does not match, torch-fidelity fails in torchvision's import
+    (RuntimeError: operator torchvision::nms does not exist): a package that fails alike."""
+    package = tmp_path / "site" / "torch_fidelity"
+    package.mkdir(parents=True)
+    init = package / "__init__.py"
+    init.write_text('raise RuntimeError("operator torchvision::nms does not exist\\n at line 1")\n')
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, "torch_fidelity", raising=False)
+    reason = inception_unavailable()
+    assert reason is not None and "\n" not in reason
+    assert (
+        "torch-fidelity is installed but cannot be imported (RuntimeError: operator "
+        "torchvision::nms does not exist at line 1)"
+    ) in reason
+    assert f"torchvision built for this torch {torch.__version__}" in reason
+    # a module missing inside torch-fidelity is a broken install, not a missing torch-fidelity
+    init.write_text("import torchvision_absent_here\n")
+    reason = inception_unavailable()
+    assert reason is not None and "cannot be imported (ModuleNotFoundError" in reason
+
+
+def test_inception_metrics_through_a_stand_in(tmp_path: Path, fidelity: dict[str, Any]) -> None:
+    """torch-fidelity is not installed here: its stand-in checks the glue (weights path, uint8
+    RGB input, features to our formulas)."""
     weights = tmp_path / "inception.pth"
     weights.write_bytes(b"weights")
-    seen: dict[str, object] = {}
-
-    class FakeExtractor(torch.nn.Module):
-        def __init__(
-            self, name: str, features_list: list[str], feature_extractor_weights_path: str
-        ) -> None:
-            super().__init__()
-            seen.update(name=name, features=features_list, path=feature_extractor_weights_path)
-            self.proj = torch.randn(3 * 8 * 8, 16, generator=torch.Generator().manual_seed(0))
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            assert x.dtype == torch.uint8 and x.shape[1] == 3
-            seen.setdefault("inputs", []).append(x)  # type: ignore[attr-defined]
-            f = x.float().flatten(1) @ self.proj / 1000
-            return f, f[:, :10]
-
-    module = types.ModuleType("torch_fidelity.feature_extractor_inceptionv3")
-    module.FeatureExtractorInceptionV3 = FakeExtractor  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "torch_fidelity", types.ModuleType("torch_fidelity"))
-    monkeypatch.setitem(sys.modules, "torch_fidelity.feature_extractor_inceptionv3", module)
     assert inception_unavailable(weights) is None
 
     real = torch.rand(12, 1, 8, 8) * 2 - 1
     fake = torch.rand(10, 1, 8, 8) * 2 - 1
     out = inception_metrics(real, fake, weights, batch_size=5, splits=2, kid_subsets=3)
-    assert seen["name"] == "inception-v3-compat" and seen["path"] == str(weights)
-    assert seen["features"] == ["2048", "logits_unbiased"]
-    extractor = FakeExtractor("x", [], "")
+    assert fidelity["name"] == "inception-v3-compat" and fidelity["path"] == str(weights)
+    assert fidelity["features"] == ["2048", "logits_unbiased"]
+    extractor = fidelity["extractor"]("x", [], "")
     u8 = [((x.expand(-1, 3, -1, -1) + 1) * 127.5).round().to(torch.uint8) for x in (real, fake)]
     fr, _ = extractor(u8[0])
     ff, lf = extractor(u8[1])

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import Tensor
@@ -102,3 +104,23 @@ def one_thread() -> None:
 def restore_threads() -> None:
     """``teardown_module`` matching :func:`one_thread`."""
     torch.set_num_threads(_threads.pop())
+
+
+def write_cifar(folder: Path, n: int = 3, protocol: int = 2) -> dict[str, dict[bytes, object]]:
+    """The official layout: five training batches, a test batch and batches.meta, each a
+    pickled dict with bytes keys, b'data' uint8 [n, 3072] and b'labels' a list of ints."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch: dict[bytes, object] = {
+            b"batch_label": name.encode(),
+            b"labels": rng.integers(0, 10, n).tolist(),
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"filenames": [f"img_{i}.png".encode() for i in range(n)],
+        }
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=protocol))
+        batches[name] = batch
+    meta = {b"label_names": [b"airplane"], b"num_cases_per_batch": n}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=protocol))
+    return batches

@@ -35,8 +35,9 @@ Train a Wasserstein GAN whose critic is regularised by a lipreg penalty,
 
     d_loss = d_fake.mean() - d_real.mean() + penalty(critic, real, fake)
 
-on toy 2-D data, embedded images (no downloads), CIFAR-10 or a folder of images. Writes
-scalars (scalars.jsonl, TensorBoard), sample grids, metrics, plots and checkpoints to --out.
+on toy 2-D data, embedded images, CIFAR-10 (local, or fetched with --download) or a folder
+of images. Writes scalars (scalars.jsonl, TensorBoard), sample grids, metrics (IS/FID/KID
+where torch-fidelity is installed), plots and checkpoints to --out.
 Several processes: torchrun --nproc_per_node N -m lipreg.train ... (batch sizes are global).
 """
 
@@ -45,7 +46,8 @@ examples:
   lipreg train --data 8gaussians --steps 2000 --norm lp:p=1 --lam auto --gamma auto
   lipreg train --data 8gaussians --steps 2000 --compare-norms l2 lp:p=1 lp:p=inf
   lipreg train --norm sobolev:s=-1.5 --lam auto --gamma auto --model dcgan --width 16
-  lipreg train --preset bwgan-cifar10 --data-root ~/data --inception-weights pt_inception.pth
+  lipreg train --preset bwgan-cifar10 --download   # fetches CIFAR-10 once into the cache
+  lipreg train --preset bwgan-cifar10 --data-root ~/data --inception-weights inception.pth
   lipreg train --resume runs/lipreg            # continue an interrupted run exactly
 """
 
@@ -159,7 +161,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     data.add_argument(
         "--data-root",
         metavar="DIR",
-        help="directory of cifar10 (cifar-10-batches-py or its parent) or folder data",
+        help="directory of cifar10 (cifar-10-batches-py or its parent; default: the cache, "
+        "$LIPREG_CACHE, else $XDG_CACHE_HOME/lipreg or ~/.cache/lipreg) or folder data",
+    )
+    data.add_argument(
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        help="fetch cifar10 / cifar10-test when absent from the data root: the official "
+        "cifar-10-python.tar.gz, checked against its published MD5 and unpacked into "
+        "--data-root or the cache, where later runs find it; without it nothing is "
+        "downloaded (default: off)",
     )
     data.add_argument(
         "--image-size",
@@ -355,11 +366,19 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "learning-rate decay: the rate continues on the new line from the checkpoint's step)",
     )
     outs.add_argument(
+        "--inception",
+        action=argparse.BooleanOptionalAction,
+        help="IS, FID and KID of images at every evaluation through torch-fidelity (pip "
+        "install torch-fidelity), with its standard Inception weights, downloaded once into "
+        "the cache and SHA-256 checked, or --inception-weights; without torch-fidelity the "
+        "run says so and goes on (default: on)",
+    )
+    outs.add_argument(
         "--inception-weights",
         type=_existing_file,
         metavar="PATH",
-        help="local Inception weights for IS, FID and KID (through torch-fidelity); without "
-        "them those metrics are skipped",
+        help="a local copy of the Inception weights for IS, FID and KID (offline machines); "
+        "default: torch-fidelity's standard weights from the cache",
     )
     outs.add_argument(
         "--tensorboard",

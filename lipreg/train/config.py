@@ -26,6 +26,7 @@ class TrainConfig:
     data_root: str | None = None
     image_size: int | None = None
     data_size: int | None = None
+    download: bool = False
     # models
     model: str = "auto"
     width: int | None = None
@@ -56,6 +57,7 @@ class TrainConfig:
     eval_every: int = 500
     eval_samples: int = 512
     checkpoint_every: int = 1000
+    inception: bool = True
     inception_weights: str | None = None
     tensorboard: bool = True
     progress: bool = True
@@ -108,10 +110,12 @@ RUNTIME_FIELDS = frozenset(
         "eval_every",
         "eval_samples",
         "checkpoint_every",
+        "inception",
         "inception_weights",
         "tensorboard",
         "progress",
         "data_root",
+        "download",
     }
 )
 

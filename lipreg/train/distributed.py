@@ -11,6 +11,8 @@ backward, the double-backward pattern DDP supports.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,3 +112,15 @@ def gather(obj: Any, ctx: Context) -> list[Any]:
     out: list[Any] = [None] * ctx.world
     dist.all_gather_object(out, obj)
     return out
+
+
+@contextmanager
+def main_first(ctx: Context) -> Iterator[None]:
+    """Rank 0 runs the block first while the other processes wait at a barrier, then they run
+    it: a download into a shared cache happens once, and the others find it there. If rank 0
+    fails inside, ``torchrun`` stops the waiting processes."""
+    if ctx.distributed and not ctx.main:
+        dist.barrier()
+    yield
+    if ctx.distributed and ctx.main:
+        dist.barrier()

@@ -9,9 +9,10 @@ matches an uninterrupted one whatever the evaluation schedule).
 - toy data: the exact Wasserstein-1 distance between ``eval_samples`` generated and real
   points (an assignment problem) and, at the end, the critic's value surface with both sets;
 - images: a PNG grid of 64 samples, the sliced Wasserstein distance over a Laplacian pyramid
-  and, with ``--inception-weights``, IS, FID and KID;
-- digits (``--data digits``): also the digits quality metric against the held-out digits
-  (:mod:`lipreg.train.metrics.digits`: digits FID, classes reached, class KL, confidence);
+  and, where torch-fidelity is installed (unless ``--no-inception``), IS, FID and KID;
+- digits (``--data digits``): instead of the Inception metrics, the digits quality metric
+  against the held-out digits (:mod:`lipreg.train.metrics.digits`: digits FID, classes
+  reached, class KL, confidence);
 - at the end, PNG plots of every scalar in ``scalars.jsonl``.
 """
 
@@ -69,9 +70,12 @@ class Evaluator:
         self.real = data.take(index)
         self.toy = data.is_toy
         self.digits = DigitsQuality(device=device) if data.name.startswith("digits") else None
-        reason = None if self.toy else metrics.inception_unavailable(c.inception_weights)
-        self.inception = not self.toy and reason is None
-        self.note = reason or ""
+        # Inception features describe natural colour images; digits have their own metric.
+        self.weights, self.note = (
+            (None, "")
+            if self.toy or self.digits is not None or not c.inception
+            else metrics.prepare_inception(c.inception_weights, progress=c.progress)
+        )
         self.last_grid: Path | None = None
 
     def generate(self, generator: nn.Module) -> Tensor:
@@ -99,10 +103,9 @@ class Evaluator:
             values = {"metric/swd": metrics.swd(self.real, fake, seed=c.seed).mean}
             if self.digits is not None:
                 values |= self.digits(fake).scalars()
-            if self.inception:
-                assert c.inception_weights is not None  # else inception_unavailable says why
+            if self.weights is not None:
                 values |= metrics.inception_metrics(
-                    self.real, fake, c.inception_weights, seed=c.seed, device=self.device
+                    self.real, fake, self.weights, seed=c.seed, device=self.device
                 )
             return values
 

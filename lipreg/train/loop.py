@@ -39,7 +39,15 @@ from lipreg.train import checkpoint
 from lipreg.train.batches import Batches
 from lipreg.train.config import RUNTIME_FIELDS, TrainConfig, _option
 from lipreg.train.data import load_dataset
-from lipreg.train.distributed import Context, any_rank, gather, setup, teardown, wrap
+from lipreg.train.distributed import (
+    Context,
+    any_rank,
+    gather,
+    main_first,
+    setup,
+    teardown,
+    wrap,
+)
 from lipreg.train.evaluate import Evaluator
 from lipreg.train.models import build_models
 from lipreg.train.penalties import PENALTIES, build_penalty, check_norm
@@ -170,14 +178,16 @@ class Trainer:
                     f"be divisible by the number of processes ({world})"
                 )
         try:
-            self.data = load_dataset(
-                c.data,
-                root=c.data_root,
-                image_size=c.image_size,
-                seed=c.seed,
-                size=c.data_size,
-            )
-        except (TypeError, ValueError) as e:
+            with main_first(self.ctx):  # a download happens once, on rank 0
+                self.data = load_dataset(
+                    c.data,
+                    root=c.data_root,
+                    image_size=c.image_size,
+                    seed=c.seed,
+                    size=c.data_size,
+                    download=c.download,
+                )
+        except (TypeError, ValueError, OSError) as e:  # OSError: missing files, downloads
             raise ValueError(f"--data {c.data}: {e}") from e
         check_norm(c.norm, self.data.sample_shape)
         torch.manual_seed(c.seed)  # the same initial weights on every process

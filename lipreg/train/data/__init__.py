@@ -1,4 +1,5 @@
-"""Training data of the reference trainer, all available without downloads at run time.
+"""Training data of the reference trainer: generated, embedded, or read from local files, and
+CIFAR-10 downloaded on request.
 
 Every data set is a ``torch.utils.data.Dataset`` of fixed size whose items are float32
 samples of shape :attr:`TrainingData.sample_shape`: ``[2]`` points for the toy sets,
@@ -25,8 +26,11 @@ Images:
 - ``digits``: scikit-learn's 8x8 digits, ``[1, 8, 8]``, grey levels 0..16 mapped to
   ``x / 8 - 1``; labels 0..9.
 - ``cifar10`` / ``cifar10-test``: the training (``data_batch_1..5``) or test (``test_batch``)
-  images of CIFAR-10 read from the official python version in a local directory, with a
-  restricted unpickler; labels 0..9.
+  images of CIFAR-10 read from the official python version in a local directory (by default
+  the cache, :func:`cache_dir`), with a restricted unpickler; labels 0..9. Nothing is
+  downloaded unless asked: ``download=True`` (``--download``) fetches the official archive
+  into that directory when it is absent (:func:`fetch_cifar10`: MD5 checked against the
+  published one, unpacked safely and atomically, reused by later runs).
 - ``folder``: every image file under a directory (recursively), decoded with PIL, converted
   to RGB, resized so that the shorter side is ``image_size`` (bicubic) and centre-cropped.
 
@@ -35,8 +39,11 @@ Images:
 resized copy is held as float32, four times the memory of the 8-bit original).
 """
 
+from lipreg.train.data.archive import UnsafeArchiveError
 from lipreg.train.data.base import Kind, TensorData, TrainingData
 from lipreg.train.data.cifar10 import CIFAR10_URL, ForbiddenPickleError, read_cifar10
+from lipreg.train.data.cifar10_download import CIFAR10_ARCHIVE, fetch_cifar10
+from lipreg.train.data.download import DownloadError, Remote, cache_dir
 from lipreg.train.data.embedded import PATCH_SCALES
 from lipreg.train.data.folder import IMAGE_EXTENSIONS, ImageFolder
 from lipreg.train.data.registry import (
@@ -48,18 +55,24 @@ from lipreg.train.data.registry import (
 )
 
 __all__ = [
+    "CIFAR10_ARCHIVE",
     "CIFAR10_URL",
     "DATASETS",
     "DEFAULT_IMAGE_DATASET",
     "IMAGE_EXTENSIONS",
     "PATCH_SCALES",
     "DatasetSpec",
+    "DownloadError",
     "ForbiddenPickleError",
     "ImageFolder",
     "Kind",
+    "Remote",
     "TensorData",
     "TrainingData",
+    "UnsafeArchiveError",
+    "cache_dir",
     "describe_datasets",
+    "fetch_cifar10",
     "load_dataset",
     "read_cifar10",
 ]

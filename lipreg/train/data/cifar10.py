@@ -83,9 +83,10 @@ def read_cifar10(root: str | Path, *, train: bool = True) -> tuple[Tensor, Tenso
 
 def _cifar_instructions() -> str:
     return (
-        f"Download cifar-10-python.tar.gz (the CIFAR-10 python version) from {CIFAR10_URL}, "
-        "extract it (tar xzf cifar-10-python.tar.gz) and pass the folder cifar-10-batches-py "
-        "(or the folder containing it) as the data root (--data-root DIR)"
+        "Pass --download (download=True) to fetch the official archive, MD5-checked, into "
+        "this directory; or download cifar-10-python.tar.gz (the CIFAR-10 python version) "
+        f"from {CIFAR10_URL}, extract it (tar xzf cifar-10-python.tar.gz) and pass the folder "
+        "cifar-10-batches-py (or the folder containing it) as the data root (--data-root DIR)"
     )
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import torch
 
 from lipreg.train.data.base import Kind, TensorData, TrainingData, check_int, resize, subset
-from lipreg.train.data.cifar10 import CIFAR10_URL, read_cifar10
+from lipreg.train.data.cifar10 import read_cifar10
+from lipreg.train.data.cifar10_download import fetch_cifar10
+from lipreg.train.data.download import cache_dir
 from lipreg.train.data.embedded import PHOTO_SIDE, digits, photo_patches
 from lipreg.train.data.folder import ImageFolder, image_files
 from lipreg.train.data.toy import TOY
@@ -25,6 +27,8 @@ class DatasetSpec:
         default_size: how many samples are generated when ``size`` is not given; ``None`` for
             sets of a given size, which ``size`` subsamples (a seeded random subset).
         native_size: the image side without ``image_size`` (``None`` for toy data).
+        downloadable: whether ``download=True`` can fetch the data; such sets read
+            :func:`~lipreg.train.data.cache_dir` when ``root`` is not given.
     """
 
     description: str
@@ -32,6 +36,7 @@ class DatasetSpec:
     needs_root: bool
     default_size: int | None
     native_size: int | None
+    downloadable: bool = False
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -80,18 +85,22 @@ DATASETS: dict[str, DatasetSpec] = {
         native_size=8,
     ),
     "cifar10": DatasetSpec(
-        "CIFAR-10 training images (50000, 32x32 RGB, labels) from a local cifar-10-batches-py",
+        "CIFAR-10 training images (50000, 32x32 RGB, labels) from cifar-10-batches-py in the "
+        "data root or the cache (--download fetches it)",
         "image",
         needs_root=True,
         default_size=None,
         native_size=32,
+        downloadable=True,
     ),
     "cifar10-test": DatasetSpec(
-        "CIFAR-10 test images (10000, 32x32 RGB, labels) from a local cifar-10-batches-py",
+        "CIFAR-10 test images (10000, 32x32 RGB, labels) from cifar-10-batches-py in the "
+        "data root or the cache (--download fetches it)",
         "image",
         needs_root=True,
         default_size=None,
         native_size=32,
+        downloadable=True,
     ),
     "folder": DatasetSpec(
         "every image in a local folder (PIL), RGB, shorter side resized and centre-cropped",
@@ -119,13 +128,15 @@ def load_dataset(
     image_size: int | None = None,
     seed: int = 0,
     size: int | None = None,
+    download: bool = False,
 ) -> TrainingData:
     """The data set registered as ``name`` (see :data:`DATASETS`).
 
     Args:
         name: a key of :data:`DATASETS`.
         root: the local directory of ``cifar10``/``cifar10-test`` (``cifar-10-batches-py`` or
-            its parent) and ``folder``; must be ``None`` for the others.
+            its parent; default: :func:`~lipreg.train.data.cache_dir`) and ``folder``; must
+            be ``None`` for the others.
         image_size: the side of the square images (``patches``: the patch side, cut without
             resampling; ``digits``, ``cifar10``: a bicubic resize; ``folder``: the crop,
             32 by default); must be ``None`` for toy data.
@@ -134,11 +145,14 @@ def load_dataset(
         size: the number of samples: how many are generated for toy data and ``patches``
             (defaults in :data:`DATASETS`), the size of a seeded random subset otherwise
             (default: all).
+        download: fetch ``cifar10``/``cifar10-test`` into ``root`` (or the cache) when absent
+            (:func:`~lipreg.train.data.fetch_cifar10`: the official archive, MD5-checked,
+            unpacked safely and atomically); without it nothing is downloaded.
 
     Returns:
         a :class:`TrainingData` (items float32 ``[2]`` or ``[C, H, W]`` in ``[-1, 1]``).
     """
-    spec = _check_options(name, root, image_size, seed, size)
+    spec = _check_options(name, root, image_size, seed, size, download)
     gen = torch.Generator().manual_seed(seed)
     if spec.kind == "toy":
         n = spec.default_size if size is None else size
@@ -157,8 +171,10 @@ def load_dataset(
     if name in ("digits", "digits-test"):
         images, labels = digits("train" if name == "digits" else "test")
     else:
-        assert root is not None
-        images, labels = read_cifar10(root, train=name == "cifar10")
+        folder = cache_dir() if root is None else Path(root)
+        if download:
+            fetch_cifar10(folder)
+        images, labels = read_cifar10(folder, train=name == "cifar10")
     keep = subset(images.shape[0], size, gen)
     images, labels = images[keep], labels[keep]
     if image_size is not None and image_size != spec.native_size:
@@ -167,21 +183,29 @@ def load_dataset(
 
 
 def _check_options(
-    name: object, root: object, image_size: object, seed: object, size: object
+    name: object, root: object, image_size: object, seed: object, size: object, download: object
 ) -> DatasetSpec:
     if not isinstance(name, str) or name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; choose one of:\n{describe_datasets()}")
     spec = DATASETS[name]
-    if spec.needs_root and root is None:
+    if spec.needs_root and root is None and not spec.downloadable:
         raise ValueError(
             f"data set {name!r} is read from a local directory: pass root=<directory> "
             "(--data-root DIR on the command line)"
-            + (" (see " + CIFAR10_URL + ")" if name.startswith("cifar10") else "")
         )
     if not spec.needs_root and root is not None:
         raise ValueError(
             f"data set {name!r} is generated or embedded and reads no directory, but "
             f"root={root!r} was given; drop root, or use 'folder' / 'cifar10' for local data"
+        )
+    if not isinstance(download, bool):
+        raise TypeError(f"download must be True or False, got {download!r}")
+    if download and not spec.downloadable:
+        fetchable = ", ".join(repr(n) for n, s in DATASETS.items() if s.downloadable)
+        raise ValueError(
+            f"download=True fetches {fetchable} only; {name!r} is "
+            + ("read from root as it is" if spec.needs_root else "generated or embedded")
+            + ", drop download (--download)"
         )
     if root is not None and not isinstance(root, (str, Path)):
         raise TypeError(f"root must be a path (str or pathlib.Path), got {type(root).__name__}")

@@ -7,8 +7,11 @@
   needs no network weights.
 - :func:`frechet_distance`, :func:`fid_from_features`, :func:`kid`, :func:`inception_score`:
   FID, KID and IS from features / logits that any network produced.
-- :func:`inception_metrics`: IS, FID and KID of images through torch-fidelity's Inception-v3,
-  only from weights the user has on disk; :func:`inception_unavailable` says why not otherwise.
+- :func:`inception_metrics`: IS, FID and KID of images through torch-fidelity's Inception-v3
+  from a weights file; :func:`fetch_inception_weights` gives its standard weights
+  (:data:`INCEPTION_WEIGHTS`, downloaded once into the cache, SHA-256 checked),
+  :func:`prepare_inception` the file a run uses or why IS/FID/KID are skipped, and
+  :func:`inception_unavailable` whether torch-fidelity can run here.
 
 Everything returns Python floats, computed in float64 (the SWD in the images' dtype, float32
 at least, on their device).
@@ -23,9 +26,16 @@ from lipreg.train.metrics.wasserstein import (
     swd,
     wasserstein1,
 )
+from lipreg.train.metrics.weights import (
+    INCEPTION_WEIGHTS,
+    fetch_inception_weights,
+    prepare_inception,
+)
 
 __all__ = [
+    "INCEPTION_WEIGHTS",
     "SWDResult",
+    "fetch_inception_weights",
     "fid_from_features",
     "frechet_distance",
     "inception_metrics",
@@ -33,6 +43,7 @@ __all__ = [
     "inception_unavailable",
     "kid",
     "laplacian_pyramid",
+    "prepare_inception",
     "sliced_wasserstein",
     "swd",
     "wasserstein1",

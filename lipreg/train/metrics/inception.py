@@ -1,4 +1,5 @@
-"""IS, FID and KID through torch-fidelity's Inception-v3, from weights the user has on disk."""
+"""IS, FID and KID through torch-fidelity's Inception-v3, from a weights file (its standard
+weights come from :func:`~lipreg.train.metrics.fetch_inception_weights`)."""
 
 from __future__ import annotations
 
@@ -12,24 +13,40 @@ from lipreg.train.data.base import check_int, to_uint8
 from lipreg.train.metrics.features import fid_from_features, inception_score, kid
 
 
-def inception_unavailable(weights: str | Path | None) -> str | None:
-    """``None`` if :func:`inception_metrics` can run with ``weights``, otherwise a one-line
-    explanation of why IS/FID/KID are skipped."""
-    if weights is None:
-        return (
-            "IS/FID/KID skipped: no Inception weights given (pass --inception-weights PATH, "
-            "e.g. torch-fidelity's weights-inception-2015-12-05-6726825d.pth; nothing is "
-            "downloaded)"
-        )
-    if not Path(weights).is_file():
+def inception_unavailable(weights: str | Path | None = None) -> str | None:
+    """``None`` if :func:`inception_metrics` can run: torch-fidelity imports and ``weights``,
+    if given, is a file (``None`` stands for torch-fidelity's standard weights, fetched by
+    :func:`~lipreg.train.metrics.fetch_inception_weights`). Otherwise one line saying why
+    IS/FID/KID are skipped and how to get them."""
+    if weights is not None and not Path(weights).is_file():
         return f"IS/FID/KID skipped: the Inception weights file {weights} does not exist"
     try:
         import torch_fidelity  # noqa: F401
-    except Exception as err:  # not installed, or broken beside this torch (torchvision)
-        return (
-            f"IS/FID/KID skipped: torch-fidelity cannot be imported ({type(err).__name__}: {err})"
-        )
+    except ModuleNotFoundError as err:
+        if err.name == "torch_fidelity":
+            return (
+                "IS/FID/KID skipped: torch-fidelity is not installed; pip install "
+                "torch-fidelity (with a torchvision built for your torch) to get them, or pass "
+                "--no-inception"
+            )
+        return _broken(err)
+    except Exception as err:  # e.g. a torchvision built for another torch
+        return _broken(err)
     return None
+
+
+def _broken(err: BaseException) -> str:
+    return _one_line(
+        f"IS/FID/KID skipped: torch-fidelity is installed but cannot be imported "
+        f"({type(err).__name__}: {err}); it needs a torchvision built for this torch "
+        f"{torch.__version__} (pip install torchvision of the matching release, see "
+        "https://pytorch.org/get-started/previous-versions), or pass --no-inception"
+    )
+
+
+def _one_line(text: str) -> str:
+    """``text`` with every run of whitespace, newlines included, turned into one space."""
+    return " ".join(text.split())
 
 
 def _to_uint8_rgb(images: Tensor) -> Tensor:

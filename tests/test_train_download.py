@@ -1,0 +1,389 @@
+"""Downloads without the internet: a server on 127.0.0.1 started here serves small archives
+and files built here, with checksums passed in through the ``archive``/``remote`` parameters.
+Covered: a good download (the data equal the files packed), reuse of the cache, a wrong
+checksum, a truncated transfer, an HTTP error, archives with traversal, absolute, link,
+device and FIFO entries, Ctrl-C in the middle of a transfer, a concurrent download that
+finishes first, the cache directory's rules, and two processes downloading once."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import signal
+import tarfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from train_helpers import image_config, one_thread, restore_threads, usage_error, write_cifar
+
+from conftest import FileServer
+from lipreg.train.cli import main, parse_command
+from lipreg.train.data import (
+    CIFAR10_ARCHIVE,
+    DownloadError,
+    Remote,
+    UnsafeArchiveError,
+    cache_dir,
+    cifar10_download,
+    fetch_cifar10,
+    load_dataset,
+)
+from lipreg.train.data.archive import fetch_archive
+from lipreg.train.data.download import download, fetch_file
+from lipreg.train.distributed import Context
+from lipreg.train.loop import Trainer
+
+setup_module, teardown_module = one_thread, restore_threads
+
+FOLDER = "cifar-10-batches-py"
+
+# --------------------------------------------------------------------------------------
+# archives
+
+
+def tar_gz(entries: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for info, data in entries:
+            if data is None:
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def entry(name: str, kind: bytes = tarfile.REGTYPE, **attrs: object) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    for key, value in attrs.items():
+        setattr(info, key, value)
+    return info
+
+
+def cifar_entries(tmp_path: Path, n: int = 2) -> tuple[list, dict[str, dict[bytes, object]]]:  # type: ignore[type-arg]
+    """The entries of a CIFAR-10-like archive of ``n`` images per batch, and the batches."""
+    src = tmp_path / "source" / FOLDER
+    batches = write_cifar(src, n)
+    entries: list[tuple[tarfile.TarInfo, bytes | None]] = [(entry(FOLDER, tarfile.DIRTYPE), None)]
+    entries += [(entry(f"{FOLDER}/{f.name}"), f.read_bytes()) for f in sorted(src.iterdir())]
+    return entries, batches
+
+
+def everything_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+# --------------------------------------------------------------------------------------
+# CIFAR-10
+
+
+def test_download_unpacks_the_archive_and_a_second_run_reuses_it(
+    tmp_path: Path, file_server: FileServer
+) -> None:
+    entries, batches = cifar_entries(tmp_path)
+    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    root = tmp_path / "data"
+    folder = fetch_cifar10(root, archive=archive)
+    assert folder == root / FOLDER and file_server.requests == ["/cifar-10-python.tar.gz"]
+    # only the data are left: no archive, no temporary directory
+    names = sorted(f"{FOLDER}/{name}" for name in [*batches, "batches.meta"])
+    assert everything_under(root) == [FOLDER, *names]
+    data = load_dataset("cifar10-test", root=root)
+    raw = batches["test_batch"][b"data"]
+    assert isinstance(raw, np.ndarray)
+    assert torch.equal(data.data.flatten(1), torch.from_numpy(raw))  # type: ignore[attr-defined]
+    assert data.labels is not None and data.labels.tolist() == batches["test_batch"][b"labels"]
+    # the second run finds the data and asks the server nothing
+    assert fetch_cifar10(root, archive=archive) == folder
+    assert len(load_dataset("cifar10", root=root, download=True)) == 10
+    assert file_server.requests == ["/cifar-10-python.tar.gz"]
+
+
+def test_load_dataset_downloads_into_the_cache_only_when_asked(
+    tmp_path: Path, file_server: FileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries, _ = cifar_entries(tmp_path)
+    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    monkeypatch.setattr(cifar10_download, "CIFAR10_ARCHIVE", archive)
+    with pytest.raises(FileNotFoundError) as info:
+        load_dataset("cifar10")  # nothing is downloaded without download=True
+    assert str(cache_dir()) in str(info.value) and "--download" in str(info.value)
+    assert file_server.requests == []
+    data = load_dataset("cifar10", download=True)
+    assert len(data) == 10 and (cache_dir() / FOLDER / "data_batch_5").is_file()
+    assert len(load_dataset("cifar10-test")) == 2  # later runs read the cache
+    assert file_server.requests == ["/cifar-10-python.tar.gz"]
+
+
+def test_a_root_named_after_the_folder_receives_the_data(
+    tmp_path: Path, file_server: FileServer
+) -> None:
+    entries, _ = cifar_entries(tmp_path)
+    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    root = tmp_path / "data" / FOLDER
+    assert fetch_cifar10(root, archive=archive) == root
+    assert (root / "test_batch").is_file() and not (root / FOLDER).exists()
+
+
+def test_data_already_there_are_never_replaced(tmp_path: Path, file_server: FileServer) -> None:
+    entries, _ = cifar_entries(tmp_path)
+    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    root = tmp_path / "data"
+    write_cifar(root / FOLDER, n=1)
+    (root / FOLDER / "data_batch_4").unlink()
+    assert fetch_cifar10(root, archive=archive) == root / FOLDER
+    with pytest.raises(FileNotFoundError) as info:
+        load_dataset("cifar10", root=root, download=True)
+    assert "data_batch_4" in str(info.value)
+    assert file_server.requests == [] and not (root / FOLDER / "data_batch_4").exists()
+
+
+def test_an_empty_folder_is_filled(tmp_path: Path, file_server: FileServer) -> None:
+    entries, _ = cifar_entries(tmp_path)
+    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    (tmp_path / "data" / FOLDER).mkdir(parents=True)
+    assert fetch_cifar10(tmp_path / "data", archive=archive) == tmp_path / "data" / FOLDER
+    assert len(load_dataset("cifar10", root=tmp_path / "data")) == 10
+
+
+def test_a_wrong_checksum_keeps_nothing(tmp_path: Path, file_server: FileServer) -> None:
+    entries, _ = cifar_entries(tmp_path)
+    body = tar_gz(entries)
+    archive = file_server.remote("c.tar.gz", body, digest=hashlib.md5(body + b"x").hexdigest())
+    root = tmp_path / "data"
+    with pytest.raises(DownloadError) as info:
+        fetch_cifar10(root, archive=archive)
+    msg = str(info.value)
+    assert hashlib.md5(body).hexdigest() in msg and archive.digest in msg and "md5" in msg
+    assert everything_under(root) == []
+    with pytest.raises(FileNotFoundError):  # nothing looks like data afterwards
+        load_dataset("cifar10", root=root)
+    with pytest.raises(DownloadError):
+        download(archive, tmp_path / "direct.tar.gz")
+    assert not (tmp_path / "direct.tar.gz").exists()
+
+
+def test_a_truncated_transfer_keeps_nothing(tmp_path: Path, file_server: FileServer) -> None:
+    entries, _ = cifar_entries(tmp_path)
+    body = tar_gz(entries)
+    archive = file_server.remote("c.tar.gz", body, cut=len(body) // 2)
+    root = tmp_path / "data"
+    with pytest.raises(DownloadError) as info:
+        fetch_cifar10(root, archive=archive)
+    assert f"ended after {len(body) // 2} of its {len(body)} bytes" in str(info.value)
+    assert everything_under(root) == []
+
+
+def test_an_http_error_keeps_nothing(tmp_path: Path, file_server: FileServer) -> None:
+    port = file_server.httpd.server_address[1]
+    missing = Remote(f"http://127.0.0.1:{port}/gone.tar.gz", "gone.tar.gz", "md5", "0" * 32)
+    with pytest.raises(DownloadError) as info:
+        fetch_cifar10(tmp_path / "data", archive=missing)
+    assert "404" in str(info.value) and missing.url in str(info.value)
+    assert everything_under(tmp_path / "data") == []
+
+
+UNSAFE = {
+    "traversal": entry(f"{FOLDER}/../../escaped"),
+    "absolute": entry("/tmp/lipreg-test-absolute-escaped"),
+    "windows traversal": entry("..\\escaped"),
+    "symlink": entry(f"{FOLDER}/link", tarfile.SYMTYPE, linkname="/etc/passwd"),
+    "hard link": entry(f"{FOLDER}/hard", tarfile.LNKTYPE, linkname="/etc/passwd"),
+    "device": entry(f"{FOLDER}/null", tarfile.CHRTYPE, devmajor=1, devminor=3),
+    "fifo": entry(f"{FOLDER}/pipe", tarfile.FIFOTYPE),
+}
+
+
+@pytest.mark.parametrize("kind", list(UNSAFE))
+def test_unsafe_entries_reject_the_whole_archive(
+    kind: str, tmp_path: Path, file_server: FileServer
+) -> None:
+    entries, _ = cifar_entries(tmp_path)
+    bad = UNSAFE[kind]
+    data = b"escaped" if bad.isreg() else None
+    # the bad entry comes last: the files unpacked before it must vanish too
+    archive = file_server.remote("c.tar.gz", tar_gz([*entries, (bad, data)]))
+    root = tmp_path / "data"
+    with pytest.raises(UnsafeArchiveError) as info:
+        fetch_cifar10(root, archive=archive)
+    assert repr(bad.name) in str(info.value)
+    assert everything_under(root) == []
+    assert not [p for p in tmp_path.rglob("*") if "escaped" in p.name or p.is_symlink()]
+    assert not Path("/tmp/lipreg-test-absolute-escaped").exists()
+
+
+def test_an_archive_without_the_folder_is_refused(tmp_path: Path, file_server: FileServer) -> None:
+    archive = file_server.remote("c.tar.gz", tar_gz([(entry("other/test_batch"), b"x")]))
+    with pytest.raises(ValueError) as info:
+        fetch_cifar10(tmp_path / "data", archive=archive)
+    assert f"holds no folder {FOLDER!r}" in str(info.value) and "['other']" in str(info.value)
+    assert everything_under(tmp_path / "data") == []
+
+
+def test_ctrl_c_during_the_transfer_keeps_nothing(tmp_path: Path, file_server: FileServer) -> None:
+    """A real SIGINT reaches the main thread while it waits for the rest of the body."""
+    body = os.urandom(3 << 20)  # several read chunks
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def interrupt() -> None:
+        signal.pthread_kill(main, signal.SIGINT)
+        file_server.release.wait(10)
+
+    archive = file_server.remote("c.tar.gz", body, cut=1 << 20, then=interrupt)
+    root = tmp_path / "data"
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fetch_cifar10(root, archive=archive)
+        with pytest.raises(KeyboardInterrupt):
+            fetch_file(archive, tmp_path / "weights")
+        with pytest.raises(KeyboardInterrupt):
+            download(archive, tmp_path / "direct.tar.gz")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert everything_under(root) == [] and everything_under(tmp_path / "weights") == []
+    assert not (tmp_path / "direct.tar.gz").exists()
+    assert file_server.requests == ["/c.tar.gz"] * 3
+
+
+def test_a_concurrent_download_that_finishes_first_is_kept(
+    tmp_path: Path, file_server: FileServer
+) -> None:
+    entries, _ = cifar_entries(tmp_path)
+    root = tmp_path / "data"
+
+    def other_process_finishes() -> None:
+        write_cifar(root / FOLDER, n=4)
+
+    archive = file_server.remote("c.tar.gz", tar_gz(entries), first=other_process_finishes)
+    assert fetch_archive(archive, root, FOLDER) == root / FOLDER
+    assert len(load_dataset("cifar10", root=root)) == 20  # the other copy, 5 x 4 images
+    names = sorted(f"{FOLDER}/{f.name}" for f in (root / FOLDER).iterdir())
+    assert everything_under(root) == [FOLDER, *names]
+
+
+def test_the_official_archive_is_named_with_its_published_md5() -> None:
+    assert CIFAR10_ARCHIVE.url == "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+    assert (CIFAR10_ARCHIVE.algorithm, CIFAR10_ARCHIVE.digest) == (
+        "md5",
+        "c58f30108f718f92721af3b95e74349a",
+    )
+
+
+def test_download_applies_to_cifar_only() -> None:
+    for name in ("digits", "patches", "8gaussians"):
+        with pytest.raises(ValueError) as info:
+            load_dataset(name, download=True)
+        assert "download=True fetches 'cifar10', 'cifar10-test' only" in str(info.value)
+    with pytest.raises(TypeError) as info2:
+        load_dataset("cifar10", download="yes")  # type: ignore[arg-type]
+    assert "download must be True or False" in str(info2.value)
+
+
+# --------------------------------------------------------------------------------------
+# files, the cache directory, the command line
+
+
+def test_fetch_file_downloads_once_and_checks_what_it_finds(
+    tmp_path: Path, file_server: FileServer
+) -> None:
+    remote = file_server.remote("w.pth", b"weights" * 1000, algorithm="sha256")
+    path = fetch_file(remote, tmp_path / "cache")
+    assert path == tmp_path / "cache" / "w.pth" and path.read_bytes() == b"weights" * 1000
+    assert fetch_file(remote, tmp_path / "cache") == path and len(file_server.requests) == 1
+    assert everything_under(tmp_path / "cache") == ["w.pth"]
+    path.write_bytes(b"tampered")
+    with pytest.raises(DownloadError) as info:
+        fetch_file(remote, tmp_path / "cache")
+    assert str(path) in str(info.value) and "delete it to download it again" in str(info.value)
+    wrong = file_server.remote("x.pth", b"x", algorithm="sha256", digest="0" * 64)
+    with pytest.raises(DownloadError):
+        fetch_file(wrong, tmp_path / "cache")
+    assert everything_under(tmp_path / "cache") == ["w.pth"]
+
+
+def test_remote_checks_its_digest() -> None:
+    for algorithm, digest in (("md5", "0" * 31), ("sha256", "0" * 32), ("md5", "A" * 32)):
+        with pytest.raises(ValueError) as info:
+            Remote("https://example.org/f", "f", algorithm, digest)
+        assert "lowercase hexadecimal" in str(info.value)
+
+
+def test_cache_dir_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIPREG_CACHE", str(tmp_path / "own"))
+    assert cache_dir() == tmp_path / "own"
+    monkeypatch.delenv("LIPREG_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "lipreg"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+    assert cache_dir() == tmp_path / "home" / ".cache" / "lipreg"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_dir() == tmp_path / "home" / ".cache" / "lipreg"
+
+
+CLI = [
+    "--data", "cifar10", "--image-size", "8", "--model", "dcgan", "--width", "4",
+    "--batch-size", "4", "--gen-batch-size", "4", "--no-progress", "--no-tensorboard",
+]  # fmt: skip
+
+
+def test_command_line_download_then_reuse(
+    tmp_path: Path,
+    file_server: FileServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Runs are built (not trained: the data are all that matters here) from command lines."""
+    entries, _ = cifar_entries(tmp_path)
+    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    monkeypatch.setattr(cifar10_download, "CIFAR10_ARCHIVE", archive)
+    err = usage_error(capsys, lambda: main([*CLI, "--out", str(tmp_path / "run")]))
+    assert "--download" in err and str(cache_dir()) in err and file_server.requests == []
+    assert not (tmp_path / "run").exists()
+    for argv in ([*CLI, "--download"], CLI, [*CLI, "--download"]):  # later runs: the cache
+        assert len(Trainer(parse_command(argv).config).data) == 10
+    assert file_server.requests == ["/cifar-10-python.tar.gz"]
+
+
+# --------------------------------------------------------------------------------------
+# two processes: rank 0 downloads, the other waits and reads
+
+
+def _worker(
+    rank: int, world: int, init_file: str, root: str, archive: Remote, results: dict
+) -> None:  # type: ignore[type-arg]
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        cifar10_download.CIFAR10_ARCHIVE = archive
+        ctx = Context(rank=rank, world=world, device=torch.device("cpu"), owns_group=False)
+        config = image_config(
+            Path(root) / "run", data="cifar10", data_root=root, download=True, data_size=None
+        )
+        trainer = Trainer(config, ctx=ctx)
+        results[rank] = trainer.data.take(torch.arange(10)).sum().item()
+        trainer.close()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_processes_download_once(tmp_path: Path, file_server: FileServer) -> None:
+    entries, _ = cifar_entries(tmp_path)
+    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    with mp.Manager() as manager:
+        shared = manager.dict()
+        args = (2, os.fspath(tmp_path / "init"), os.fspath(tmp_path / "data"), archive, shared)
+        mp.spawn(_worker, args=args, nprocs=2)
+        results = dict(shared)
+    assert file_server.requests == ["/cifar-10-python.tar.gz"]
+    assert results[0] == results[1]
