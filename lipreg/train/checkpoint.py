@@ -108,7 +108,11 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     missing = [k for k in _KEYS if k not in state]
     if missing:
         raise CheckpointError(f"--resume: {source} lacks the entries {missing}; it is damaged")
-    return dict(state)
+    state = dict(state)
+    if isinstance(state["config"], dict) and "loss" not in state["config"]:
+        # Written before --loss existed, when every run trained the Wasserstein loss.
+        state["config"] = {**state["config"], "loss": "wgan"}
+    return state
 
 
 def rng_state() -> dict[str, Any]:
