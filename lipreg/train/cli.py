@@ -242,7 +242,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--gamma-final",
         type=_number(0, math.inf, open_low=False, open_high=True),
         metavar="X",
-        help="r1, r2, r1r2: the weight gamma falls from --gamma to X along a cosine over "
+        help="r1, r2, r1r2: the weight gamma goes from --gamma to X along a cosine over "
         "--decay-steps, then stays at X (R3GAN's schedule) (default: constant)",
     )
     pen.add_argument(

@@ -419,9 +419,8 @@ class Trainer:
         print(
             f"lipreg train: {self.data!r}; generator {type(self.g).__name__} "
             f"({sizes[0]:,} parameters), critic {type(self.d).__name__} ({sizes[1]:,}); "
-            f"penalty {_describe(self.penalty)}; {c.steps} steps on {self.ctx.world} x "
-            f"{self.device}, "
-            f"precision {c.precision}; writing to {c.out}"
+            f"loss {c.loss}; penalty {_describe(self.penalty)}; {c.steps} steps on "
+            f"{self.ctx.world} x {self.device}, precision {c.precision}; writing to {c.out}"
         )
         for note in (log.tensorboard_note if log else "", evaluator.note if evaluator else ""):
             if note:
