@@ -16,7 +16,7 @@ from lipreg.integrations.rosinality import R1Loss
 
 sys.path.insert(0, str(Path(__file__).parent / "standins"))
 host = importlib.import_module("rosinality_host")
-gradfix = importlib.import_module("op.conv2d_gradfix")
+gradfix = importlib.import_module("utils.style_ops.conv2d_gradfix")  # counts op.conv2d_gradfix too
 
 
 def augment(x: Tensor) -> Tensor:

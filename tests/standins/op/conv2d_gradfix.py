@@ -1,21 +1,9 @@
-"""Stand-in for rosinality's ``op.conv2d_gradfix.no_weight_gradients``."""
+"""Stand-in for rosinality's ``op.conv2d_gradfix.no_weight_gradients()``: the host's context
+manager is StudioGAN's (both come from NVlabs' StyleGAN2-ADA), so the stand-in is shared and
+counts its entries in ``utils.style_ops.conv2d_gradfix.entered``."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from utils.style_ops.conv2d_gradfix import no_weight_gradients
 
-weight_gradients_disabled = False
-#: how many times the context was entered.
-entered = 0
-
-
-@contextlib.contextmanager
-def no_weight_gradients() -> Iterator[None]:
-    global weight_gradients_disabled, entered
-    old, weight_gradients_disabled = weight_gradients_disabled, True
-    entered += 1
-    try:
-        yield
-    finally:
-        weight_gradients_disabled = old
+__all__ = ["no_weight_gradients"]
