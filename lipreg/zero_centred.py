@@ -1,4 +1,5 @@
-"""Zero-centred gradient penalties R1 and R2 (Mescheder et al., ICML 2018) in any norm."""
+"""Zero-centred gradient penalties R1 and R2 (Mescheder et al., ICML 2018) in any norm, and
+both together with one weight (R3GAN, Huang et al., NeurIPS 2024)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,19 @@ class ZeroCentredStats(Stats):
     gamma: Tensor
 
 
+@dataclass(frozen=True)
+class R1R2Stats(ZeroCentredStats):
+    """Statistics of a :class:`BanachR1R2` call (dual norms over the real and the generated
+    points together)."""
+
+    r1: Tensor  #: its R1 term, (gamma / 2) E ||dD(real)||_{B*}^2
+    r2: Tensor  #: its R2 term, (gamma / 2) E ||dD(fake)||_{B*}^2
+
+
+def _weight(gamma: object) -> float:
+    return check_real(gamma, "gamma", 0.0, math.inf, open_high=True)
+
+
 class _ZeroCentred(GradientPenalty):
     """``(gamma / 2) E ||dD(x)||_{B*}^2`` over the points of the subclass's fixed sampler."""
 
@@ -43,12 +57,21 @@ class _ZeroCentred(GradientPenalty):
         grad_scaler: torch.amp.GradScaler | None = None,
         check_finite: bool = True,
     ) -> None:
-        weight = check_real(gamma, "gamma", 0.0, math.inf, open_high=True)
+        weight = _weight(gamma)
         super().__init__(
             norm, self._sampler, per_sample, engine, chunk_size, grad_scaler, check_finite
         )
-        self.gamma = weight
+        self._gamma = weight
         self.stats: ZeroCentredStats | None = None
+
+    @property
+    def gamma(self) -> float:
+        """The weight ``gamma >= 0``; may be reassigned between calls (a schedule)."""
+        return self._gamma
+
+    @gamma.setter
+    def gamma(self, value: float) -> None:
+        self._gamma = _weight(value)
 
     def forward(
         self, critic: Critic, real: Tensor, fake: Tensor | None = None, **critic_kwargs: Any
@@ -80,15 +103,20 @@ class _ZeroCentred(GradientPenalty):
         with torch.autocast(squared.device.type, enabled=False):
             penalty = (self.gamma / 2) * squared.mean()
         self._raise_if_not_finite(penalty, squared, "squared dual gradient norms", inputs or {})
+        self.stats = ZeroCentredStats(**self._statistics(penalty, squared))
+        return penalty
+
+    def _statistics(self, penalty: Tensor, squared: Tensor) -> dict[str, Tensor]:
+        """The fields of :class:`ZeroCentredStats` from the returned value and the squared
+        dual norms ``[N]`` (detached)."""
         with torch.no_grad():
             dual = squared.detach().clamp_min(0).sqrt()
-            self.stats = ZeroCentredStats(
-                penalty=penalty.detach(),
-                dual_norm_mean=dual.mean(),
-                dual_norm_max=dual.max(),
-                gamma=torch.as_tensor(self.gamma, dtype=dual.dtype, device=dual.device),
-            )
-        return penalty
+            return {
+                "penalty": penalty.detach(),
+                "dual_norm_mean": dual.mean(),
+                "dual_norm_max": dual.max(),
+                "gamma": torch.as_tensor(self.gamma, dtype=dual.dtype, device=dual.device),
+            }
 
     def extra_repr(self) -> str:
         return (
@@ -152,3 +180,66 @@ class BanachR2(_ZeroCentred):
     """
 
     _sampler = staticmethod(fake_samples)
+
+
+class BanachR1R2(_ZeroCentred):
+    """R1 and R2 together with one weight, R3GAN's regulariser, in any norm.
+
+    Huang, Gokaslan, Kuleshov & Tompkin ("The GAN is dead; long live the GAN!", NeurIPS 2024)
+    pair the relativistic loss (:func:`lipreg.rpgan_critic_loss`) with both zero-centred
+    penalties of Mescheder et al. (2018):
+
+        R1 + R2 = (gamma / 2) E_{x ~ P_real} ||dD(x)||_{B*}^2
+                + (gamma / 2) E_{x ~ P_fake} ||dD(x)||_{B*}^2,
+
+    here with the dual norm of any Banach space ``B``. With ``L2()`` a call equals R3GAN's
+    ``(Gamma / 2) * (R1Penalty + R2Penalty)`` averaged over the batch. The critic is evaluated
+    on ``real`` and on ``fake`` separately (as R3GAN does), so critics with batch statistics
+    see each batch alone. One module rather than ``BanachR1() + BanachR2()``: one weight to
+    set or schedule (``penalty.gamma = ...``), one :attr:`stats` record with both terms, one
+    state to wrap in :class:`lipreg.Lazy` or checkpoint.
+
+    Args:
+        norm: the norm of ``B`` (a :class:`lipreg.Norm` or a text spec such as ``"l2"``).
+        gamma: the weight ``gamma >= 0`` of both terms (R3GAN's ``Gamma``, e.g. 0.05 at the
+            start of its CIFAR-10 schedule; not a Lipschitz constant).
+        per_sample, engine, chunk_size, grad_scaler, check_finite: as in
+            :class:`lipreg.BanachGP`.
+
+    Shapes:
+        ``critic(x, **critic_kwargs)``: ``[B, ...] -> [B]`` or ``[B, 1]``;
+        ``real`` ``[B, ...]`` and ``fake`` ``[B', ...]`` with the same per-sample shape,
+        dtype and device; returns a 0-dim tensor. Statistics of the last call are in
+        ``stats`` (:class:`R1R2Stats`).
+    """
+
+    def forward(
+        self, critic: Critic, real: Tensor, fake: Tensor | None = None, **critic_kwargs: Any
+    ) -> Tensor:
+        """The penalty ``(gamma / 2) (E ||dD(real)||_{B*}^2 + E ||dD(fake)||_{B*}^2)``, a
+        0-dim tensor.
+
+        Args:
+            critic: ``critic(x, **critic_kwargs)`` giving scores ``[B]`` or ``[B, 1]``.
+            real: real batch ``[B, ...]``.
+            fake: generated batch ``[B', ...]`` (required).
+            critic_kwargs: passed to the critic unchanged (e.g. class labels).
+        """
+        self._check_inputs(critic, real, fake)
+        if fake is None:
+            raise TypeError(
+                "BanachR1R2 penalises the gradient on real and on generated samples: call "
+                "penalty(critic, real, fake)"
+            )
+        squared = [
+            self._dual_norms(critic, x.detach(), critic_kwargs, squared=True) for x in (real, fake)
+        ]
+        with torch.autocast(real.device.type, enabled=False):
+            r1, r2 = ((self.gamma / 2) * sq.mean() for sq in squared)
+            penalty = r1 + r2
+        both = torch.cat(squared)
+        self._raise_if_not_finite(
+            penalty, both, "squared dual gradient norms", {"real": real, "fake": fake}
+        )
+        self.stats = R1R2Stats(**self._statistics(penalty, both), r1=r1.detach(), r2=r2.detach())
+        return penalty

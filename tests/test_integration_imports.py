@@ -7,7 +7,16 @@ import sys
 
 import pytest
 
-HOSTS = ("lightning", "pytorch_lightning", "accelerate", "torch_utils", "utils", "training")
+HOSTS = (
+    "lightning",
+    "pytorch_lightning",
+    "accelerate",
+    "torch_utils",
+    "utils",
+    "training",
+    "R3GAN",
+    "op",
+)
 
 
 @pytest.mark.slow
@@ -17,6 +26,7 @@ def test_integrations_import_their_hosts_lazily() -> None:
         "import lipreg, lipreg.integrations\n"
         "import lipreg.integrations.stylegan, lipreg.integrations.lightning\n"
         "import lipreg.integrations.accelerate, lipreg.integrations.studiogan\n"
+        "import lipreg.integrations.r3gan, lipreg.integrations.rosinality\n"
         f"print(sorted(m for m in {HOSTS!r} if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

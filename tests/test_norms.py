@@ -41,6 +41,32 @@ def test_l2_is_the_wgan_gp_norm() -> None:
     assert torch.equal(L2().dual(g), g.view(5, -1).norm(2, dim=1))
 
 
+def test_squared_dual_l2_is_the_hand_written_r1_sum_of_squares() -> None:
+    """Bit for bit the ``g.square().sum([1, 2, 3])`` of StyleGAN2, R3GAN and rosinality, so that
+    R1 with L2() reproduces them exactly; no square root, so smooth at g = 0 (the square of
+    ``vector_norm`` has a NaN second derivative there)."""
+    g = torch.randn(5, 3, 16, 16)
+    assert torch.equal(L2().dual_squared(g), g.square().sum([1, 2, 3]))
+    assert not torch.equal(L2().dual(g).square(), g.square().sum([1, 2, 3]))  # sqrt, then square
+    zero = torch.zeros(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(L2().dual_squared(zero).sum(), zero, create_graph=True)
+    (second,) = torch.autograd.grad(grad.sum(), zero)
+    assert torch.equal(grad, torch.zeros_like(grad)) and torch.equal(
+        second, 2 * torch.ones_like(zero)
+    )
+
+
+@pytest.mark.parametrize(
+    "norm", [L2(), Lp(3), Lp(1), Sobolev(s=-1.5), Sobolev(s=1.0), Sobolev(s=1.0, p=3)], ids=str
+)
+def test_squared_dual_is_the_square_of_the_dual(norm: Norm) -> None:
+    g = torch.randn(3, 2, 6, 6, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(norm.dual_squared(g), norm.dual(g).square(), rtol=1e-12, atol=0)
+    assert gradcheck(norm.dual_squared, (g,))
+    with pytest.raises(ValueError, match="base point"):
+        norm.dual_squared(g, at=g[:2])
+
+
 @pytest.mark.parametrize(("p", "scale"), [(10.0, 1e-7), (30.0, 1e-3), (3.0, 1e25), (1.0001, 1.0)])
 def test_lp_is_stable_in_float32(p: float, scale: float) -> None:
     x64 = torch.randn(3, 50, dtype=torch.float64) * scale

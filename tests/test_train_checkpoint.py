@@ -45,10 +45,18 @@ def _interrupt_at(trainer: Trainer, step: int, signum: int) -> None:
     trainer.iteration = iteration  # type: ignore[method-assign]
 
 
+def r3gan_config(out: Path, **overrides: object) -> TrainConfig:
+    """The toy run with R3GAN's objective and every schedule, whose horizon (4) falls
+    between the interruption (3) and the end (6)."""
+    schedules = {"gamma_final": 0.1, "lr_decay": "cosine", "lr_final": 1e-5, "decay_steps": 4}
+    schedules |= {"beta2_final": 0.99, "ema_half_life": 2.0}
+    return toy_config(out, loss="rpgan", penalty="r1r2", gamma=1.0, **schedules, **overrides)
+
+
 @pytest.mark.parametrize(
     ("make", "signum"),
-    [(toy_config, signal.SIGTERM), (image_config, signal.SIGINT)],
-    ids=["toy-SIGTERM", "images-SIGINT"],
+    [(toy_config, signal.SIGTERM), (image_config, signal.SIGINT), (r3gan_config, signal.SIGTERM)],
+    ids=["toy-SIGTERM", "images-SIGINT", "r3gan-schedules-SIGTERM"],
 )
 def test_resume_continues_exactly(tmp_path: Path, make, signum: int) -> None:  # type: ignore[no-untyped-def]
     steps = 6

@@ -95,7 +95,16 @@ BAD_OPTIONS = [
     (["--penalty", "clip"], "--penalty"),
     (["--precision", "16"], "--precision"),
     (["--model", "vit"], "--model"),
-    (["--lr-decay", "cosine"], "--lr-decay"),
+    (["--lr-decay", "exponential"], "--lr-decay"),
+    (["--loss", "lsgan"], "--loss"),
+    (["--lr-final", "-1"], "--lr-final"),
+    (["--lr-decay", "none", "--lr-final", "1e-5"], "--lr-final"),
+    (["--decay-steps", "0"], "--decay-steps"),
+    (["--beta2-final", "1"], "--beta2-final"),
+    (["--gamma-final", "-0.1"], "--gamma-final"),
+    (["--ema-half-life", "0"], "--ema-half-life"),
+    (["--ema", "0", "--ema-half-life", "100"], "--ema-half-life"),
+    (["--loss", "rpgan", "--batch-size", "64", "--gen-batch-size", "96"], "--gen-batch-size"),
     (["--device", "tpu"], "--device"),
     (["--seed", "-3"], "--seed"),
     (["--eval-every", "-1"], "--eval-every"),
@@ -135,6 +144,7 @@ BAD_COMBINATIONS = [
     (["--data", "8gaussians", "--data-size", "32", "--batch-size", "64"], "--batch-size"),
     (["--data", "digits", "--model", "mlp"], "--model mlp"),
     (["--data", "8gaussians", "--norm", "sobolev:s=-1"], "--norm sobolev:s=-1"),
+    (["--data", "8gaussians", "--penalty", "gp", "--gamma-final", "0.1"], "--gamma-final"),
 ]
 
 

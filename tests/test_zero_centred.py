@@ -1,5 +1,6 @@
-"""BanachR1 / BanachR2: StyleGAN2's R1 exactly for L2, the formula in other norms against
-independent dense computations, gradcheck, per-sample derivatives, errors, statistics."""
+"""BanachR1 / BanachR2 / BanachR1R2: StyleGAN2's R1 and R3GAN's R1 + R2 exactly for L2, the
+formula in other norms against independent dense computations, gradcheck, per-sample
+derivatives, errors, statistics."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from conftest import (
     images,
     leaf_parameters,
 )
-from lipreg import L2, BanachR1, BanachR2, Lp, Sobolev
+from lipreg import L2, BanachR1, BanachR1R2, BanachR2, Lazy, Lp, R1R2Stats, Sobolev
 
 
 def stylegan2_r1(critic: nn.Module, real: torch.Tensor, r1_gamma: float) -> torch.Tensor:
@@ -184,3 +185,96 @@ def test_checkpoint_records_the_norm() -> None:
 def test_repr() -> None:
     text = repr(BanachR2("sobolev:s=-1.5", gamma=0.5))
     assert text.startswith("BanachR2(") and "gamma=0.5" in text and "W^{-1.5,2}" in text
+
+
+def r3gan_r1_r2(
+    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    """R3GAN's zero-centred penalties as its paper writes them: per sample
+    ``||grad D(x_real)||^2`` and ``||grad D(x_fake)||^2`` from one critic evaluation of each
+    batch, ``(gamma / 2) (R1 + R2)`` averaged over the batch."""
+    norms = []
+    for x in (real, fake):
+        x = x.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+        norms.append(g.square().sum([1, 2, 3]))
+    return ((gamma / 2) * (norms[0] + norms[1])).mean()
+
+
+@pytest.mark.parametrize("engine", ["func", "autograd"])
+def test_l2_r1r2_equals_r3gans_penalty(engine: str) -> None:
+    critic = ConvCritic()
+    twin = copy.deepcopy(critic)
+    real, fake = images(6)
+    expected = r3gan_r1_r2(critic, real, fake, 0.05)
+    expected.backward()
+    got = BanachR1R2("l2", gamma=0.05, engine=engine)(twin, real, fake)  # type: ignore[arg-type]
+    got.backward()
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=0)
+    assert_same_grads(twin, critic, rtol=1e-5, atol=1e-8, without_grad=["head.bias"])
+
+
+@pytest.mark.parametrize("norm", [Sobolev(s=1.0), Lp(3)], ids=str)
+def test_r1r2_is_r1_plus_r2_with_both_terms_in_its_stats(norm) -> None:  # type: ignore[no-untyped-def]
+    critic = ConvCritic().double()
+    real, fake = images(5, torch.float64)
+    fake = fake[:3]  # batches of different sizes: each term is its own batch's mean
+    r1, r2, both = BanachR1(norm, 3.0), BanachR2(norm, 3.0), BanachR1R2(norm, 3.0)
+    value = both(critic, real, fake)
+    parts = r1(critic, real), r2(critic, real, fake)
+    torch.testing.assert_close(value, parts[0] + parts[1], rtol=1e-12, atol=0)
+    stats = both.stats
+    assert isinstance(stats, R1R2Stats) and r1.stats is not None and r2.stats is not None
+    assert stats.as_dict()["r1"] == pytest.approx(parts[0].item(), rel=1e-12)
+    assert stats.as_dict()["r2"] == pytest.approx(parts[1].item(), rel=1e-12)
+    assert stats.as_dict()["penalty"] == pytest.approx(value.item(), rel=1e-12)
+    assert float(stats.dual_norm_max) == max(
+        float(r1.stats.dual_norm_max), float(r2.stats.dual_norm_max)
+    )
+    mean = (5 * float(r1.stats.dual_norm_mean) + 3 * float(r2.stats.dual_norm_mean)) / 8
+    assert float(stats.dual_norm_mean) == pytest.approx(mean, rel=1e-12)
+
+
+def test_r1r2_evaluates_the_critic_on_each_batch_alone() -> None:
+    """A critic with a batch statistic: R1 + R2 sees the real and the generated batch
+    separately (as R3GAN evaluates D), not their concatenation."""
+
+    def critic(x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(1)
+        return ((flat - flat.mean(0, keepdim=True)) ** 3).sum(1)
+
+    real, fake = images(4, torch.float64)
+    got = BanachR1R2(gamma=2.0)(critic, real, fake)
+    separate = BanachR1(gamma=2.0)(critic, real) + BanachR2(gamma=2.0)(critic, real, fake)
+    assert got.item() == pytest.approx(separate.item(), rel=1e-12)
+    both = torch.cat([real, fake])
+    together = BanachR1(gamma=2.0)(critic, both) * 2  # the mean over 8 points, times 2
+    assert abs(got.item() - together.item()) > 1e-3 * got.item()
+
+
+def test_r1r2_needs_the_fakes_and_keeps_its_stats_on_refusal() -> None:
+    penalty, critic = BanachR1R2(), ConvCritic()
+    real, fake = images(4)
+    penalty(critic, real, fake)
+    before = penalty.stats
+    with pytest.raises(TypeError, match="BanachR1R2 penalises the gradient on real and on"):
+        penalty(critic, real)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        penalty(critic, real, fake.clone().fill_(float("inf")))
+    assert penalty.stats is before
+
+
+def test_gamma_is_a_checked_weight_that_may_be_reassigned() -> None:
+    """A schedule sets gamma between calls; a bad value is refused and changes nothing."""
+    critic, (real, fake) = ConvCritic(), images(4)
+    penalty = BanachR1R2("l2", gamma=2.0)
+    halved = BanachR1R2("l2", gamma=1.0)(critic, real, fake)
+    penalty.gamma = 1.0
+    assert penalty.gamma == 1.0 and torch.equal(penalty(critic, real, fake), halved)
+    for bad, error in ((-0.5, ValueError), (float("inf"), ValueError), ("auto", TypeError)):
+        with pytest.raises(error, match="gamma"):
+            penalty.gamma = bad  # type: ignore[assignment]
+        assert penalty.gamma == 1.0
+    lazy = Lazy(BanachR1R2("sobolev:s=-1", gamma=0.5), every=2)
+    assert lazy(critic, real, fake).requires_grad and not lazy(critic, real, fake).requires_grad
+    assert "gamma=0.5" in repr(lazy) and "BanachR1R2(" in repr(lazy)

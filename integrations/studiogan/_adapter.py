@@ -7,10 +7,11 @@ import importlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from lipreg import BanachR1, GradientPenalty
+
+from .._outputs import squared_dual_norms
 
 
 class AdvOutput(nn.Module):
@@ -83,14 +84,14 @@ def _r1_of_outputs(penalty: BanachR1, adv_output: Tensor, images: Tensor) -> Ten
     cannot be used; the input gradient is taken of the given output as lipreg's batched
     autograd engine does, and measured with the penalty's norm at ``images``.
     """
-    if not images.requires_grad:
-        raise ValueError(
-            "images must require grad and adv_output must be computed from them: call "
-            "images.requires_grad_(True) before the discriminator, as StudioGAN's worker does"
-        )
-    (g,) = torch.autograd.grad(adv_output.sum(), images, create_graph=True)
-    with torch.autocast(images.device.type, enabled=False):
-        squared = penalty.norm.dual_squared(g, at=images.detach())
+    squared = squared_dual_norms(
+        penalty.norm,
+        adv_output,
+        images,
+        names=("adv_output", "images"),
+        hint="as StudioGAN's worker does",
+        check_finite=False,  # left to _from_squared_duals, which knows the GradScaler
+    )
     return penalty._from_squared_duals(squared)
 
 

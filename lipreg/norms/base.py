@@ -93,9 +93,12 @@ class Norm(ABC):
         """``||g_b||_{B*}^2`` for every sample: ``[B, ...] -> [B]``.
 
         Zero-centred penalties use it; norms whose square is smoother than the norm (a
-        quadratic form, as for local metrics) compute it without a square root.
+        quadratic form: the dual ``L^2`` and ``W^{-s,2}`` norms, local metrics) compute it
+        without a square root, as a plain sum of squares.
         """
-        return self.dual(g, at).square()
+        self.check(g, "g")
+        self._check_base_point(at, g, "g")
+        return self._dual_squared(upcast(g))
 
     def lp_embedding(self, x: Tensor) -> tuple[Tensor, float] | None:
         """``(T x flattened to [B, N], p)`` when ``||x||_B = ||T x||_p`` for a linear map ``T``,
@@ -133,6 +136,9 @@ class Norm(ABC):
 
     @abstractmethod
     def _dual(self, g: Tensor) -> Tensor: ...
+
+    def _dual_squared(self, g: Tensor) -> Tensor:
+        return self._dual(g).square()
 
     @property
     @abstractmethod

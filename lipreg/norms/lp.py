@@ -83,6 +83,11 @@ class Lp(Norm):
     def _dual(self, g: Tensor) -> Tensor:
         return lp_norm(g, self.q)
 
+    def _dual_squared(self, g: Tensor) -> Tensor:
+        # For q = 2 the sum of squares itself: smooth at g = 0, and the very arithmetic of
+        # hand-written R1 penalties (g.square().sum(...)), so L2() reproduces them bit for bit.
+        return g.flatten(1).square().sum(1) if self.q == 2 else super()._dual_squared(g)
+
     def lp_embedding(self, x: Tensor) -> tuple[Tensor, float] | None:
         self.check(x, "x")
         return upcast(x).flatten(1), self.p

@@ -149,6 +149,11 @@ class Sobolev(Norm):
         scale = sample_scale(x)
         return lp_norm(self.filter(x / scale, s), p) * scale.flatten()
 
+    def _dual_squared(self, g: Tensor) -> Tensor:
+        if self.q != 2:
+            return super()._dual_squared(g)
+        return self.filter(g, -self.s).flatten(1).square().sum(1)
+
     def lp_embedding(self, x: Tensor) -> tuple[Tensor, float] | None:
         self.check(x, "x")
         return self.filter(upcast(x), self.s).flatten(1), self.p

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lipreg.losses import LOSSES
 from lipreg.norms import parse_norm
 from lipreg.train.config import (
     CRITIC_SCALES,
+    LR_DECAYS,
     MODELS,
     PRECISIONS,
     PRESET_HELP,
@@ -31,13 +33,14 @@ from lipreg.train.penalties import PENALTIES
 _D = TrainConfig()
 
 _DESCRIPTION = """\
-Train a Wasserstein GAN whose critic is regularised by a lipreg penalty,
+Train a GAN whose critic is regularised by a lipreg penalty,
 
-    d_loss = d_fake.mean() - d_real.mean() + penalty(critic, real, fake)
+    d_loss = loss.critic(d_real, d_fake) + penalty(critic, real, fake)
 
-on toy 2-D data, embedded images, CIFAR-10 (local, or fetched with --download) or a folder
-of images. Writes scalars (scalars.jsonl, TensorBoard), sample grids, metrics (IS/FID/KID
-where torch-fidelity is installed), plots and checkpoints to --out.
+(the Wasserstein loss d_fake.mean() - d_real.mean() by default; see --loss) on toy 2-D
+data, embedded images, CIFAR-10 (local, or fetched with --download) or a folder of images.
+Writes scalars (scalars.jsonl, TensorBoard), sample grids, metrics (IS/FID/KID where
+torch-fidelity is installed), plots and checkpoints to --out.
 Several processes: torchrun --nproc_per_node N -m lipreg.train ... (batch sizes are global).
 """
 
@@ -48,6 +51,7 @@ examples:
   lipreg train --norm sobolev:s=-1.5 --lam auto --gamma auto --model dcgan --width 16
   lipreg train --preset bwgan-cifar10 --download   # fetches CIFAR-10 once into the cache
   lipreg train --preset bwgan-cifar10 --data-root ~/data --inception-weights inception.pth
+  lipreg train --data digits --loss rpgan --penalty r1r2 --gamma 0.05 --norm sobolev:s=1
   lipreg train --resume runs/lipreg            # continue an interrupted run exactly
 """
 
@@ -205,7 +209,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         metavar="N",
         help="noise dimension (default: 128 for images, 2 for toy data)",
     )
-    pen = p.add_argument_group("penalty")
+    pen = p.add_argument_group("objective and penalty")
+    pen.add_argument(
+        "--loss",
+        choices=["auto", *LOSSES],
+        help="the losses of critic and generator: "
+        + "; ".join(f"{k}: {v.formula}" for k, v in LOSSES.items())
+        + "; auto: wgan with gp, lp, dragan and fd, ns with r1, r2 and r1r2 "
+        f"{_default('loss')}",
+    )
     pen.add_argument(
         "--penalty",
         choices=sorted(PENALTIES),
@@ -242,8 +254,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--gamma",
         type=_number(0, math.inf, open_low=True, open_high=True, auto=True),
         metavar="auto|X",
-        help="Lipschitz constant gamma > 0, or auto: gamma = E||X||_B* over real data "
-        f"{_default('gamma')}",
+        help="Lipschitz constant gamma > 0, or auto: gamma = E||X||_B* over real data; with "
+        f"r1, r2 and r1r2 the penalty's weight (a number) {_default('gamma')}",
+    )
+    pen.add_argument(
+        "--gamma-final",
+        type=_number(0, math.inf, open_low=False, open_high=True),
+        metavar="X",
+        help="r1, r2, r1r2: the weight gamma goes from --gamma to X along a cosine over "
+        "--decay-steps, then stays at X (R3GAN's schedule) (default: constant)",
     )
     pen.add_argument(
         "--drift",
@@ -305,8 +324,29 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     opt.add_argument(
         "--lr-decay",
-        choices=("linear", "none"),
-        help=f"linear: learning rates fall linearly to zero at --steps {_default('lr_decay')}",
+        choices=LR_DECAYS,
+        help="linear or cosine: learning rates go from --lr to --lr-final at --decay-steps and "
+        f"stay there (cosine as R3GAN's); none: constant {_default('lr_decay')}",
+    )
+    opt.add_argument(
+        "--lr-final",
+        type=_number(0, math.inf, open_low=False, open_high=True),
+        metavar="X",
+        help="where --lr-decay linear or cosine ends (default: 0)",
+    )
+    opt.add_argument(
+        "--decay-steps",
+        type=_positive_int,
+        metavar="N",
+        help="the generator step at which every schedule (learning rate, --beta2-final, "
+        "--gamma-final, --ema-half-life) reaches its final value (default: --steps)",
+    )
+    opt.add_argument(
+        "--beta2-final",
+        type=_number(0, 1, open_low=False, open_high=True),
+        metavar="B2",
+        help="Adam's beta2 goes from the second of --betas to B2 along a cosine over "
+        "--decay-steps (R3GAN's schedule) (default: constant)",
     )
     opt.add_argument(
         "--ema",
@@ -314,6 +354,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         metavar="DECAY",
         help="decay of the generator's exponential moving average used for samples and "
         f"metrics; 0 turns it off {_default('ema')}",
+    )
+    opt.add_argument(
+        "--ema-half-life",
+        type=_number(0, math.inf, open_low=True, open_high=True),
+        metavar="STEPS",
+        help="instead of --ema's constant decay, a half-life in generator steps that grows from "
+        "0 to STEPS along a cosine over --decay-steps: decay 0.5 ** (1 / half-life) (R3GAN's "
+        "weight average, which counts images) (default: off)",
     )
     opt.add_argument(
         "--precision",

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from lipreg.losses import LOSSES
 from lipreg.norms import parse_norm
 from lipreg.train.data import DEFAULT_IMAGE_DATASET
 
@@ -31,11 +32,13 @@ class TrainConfig:
     model: str = "auto"
     width: int | None = None
     z_dim: int | None = None
-    # penalty
+    # objective and penalty
+    loss: str = "auto"
     penalty: str = "gp"
     norm: str = "l2"
     lam: float | str = 10.0
     gamma: float | str = 1.0
+    gamma_final: float | None = None
     drift: float = 0.0
     lazy_every: int = 1
     critic_scale: str = "gamma"
@@ -47,7 +50,11 @@ class TrainConfig:
     lr: float = 2e-4
     betas: tuple[float, float] = (0.0, 0.9)
     lr_decay: str = "linear"
+    lr_final: float | None = None
+    decay_steps: int | None = None
+    beta2_final: float | None = None
     ema: float = 0.999
+    ema_half_life: float | None = None
     precision: str = "32"
     device: str = "auto"
     seed: int = 0
@@ -96,7 +103,8 @@ class TrainConfig:
 
 
 # Options added after checkpoints existed, with the value that older checkpoints ran with.
-SAVED_DEFAULTS: dict[str, Any] = {"critic_scale": "none"}
+# Before --loss, every run trained the Wasserstein loss.
+SAVED_DEFAULTS: dict[str, Any] = {"critic_scale": "none", "loss": "wgan"}
 
 # Options that may differ between a run and its resumption: they change what is written or
 # where it runs, not the sequence of updates (the device does on GPU; on CPU it is exact),
@@ -143,7 +151,7 @@ def _problems(c: TrainConfig) -> list[str]:
     for name in _NON_NEGATIVE_INTS:
         if getattr(c, name) < 0:
             out.append(f"{_option(name)} must be >= 0 (0 turns it off), got {getattr(c, name)}")
-    for name in ("width", "z_dim", "image_size", "data_size"):
+    for name in ("width", "z_dim", "image_size", "data_size", "decay_steps"):
         value = getattr(c, name)
         if value is not None and value < 1:
             out.append(f"{_option(name)} must be a positive integer, got {value}")
@@ -153,6 +161,15 @@ def _problems(c: TrainConfig) -> list[str]:
         out.append(f"--betas must lie in [0, 1), got {list(c.betas)}")
     if not (0.0 <= c.ema < 1.0):
         out.append(f"--ema must be a decay in [0, 1) (0 turns the average off), got {c.ema}")
+    out += _schedule_problems(c)
+    if c.loss not in ("auto", *LOSSES):
+        out.append(f"--loss must be one of {['auto', *LOSSES]}, got {c.loss!r}")
+    elif c.loss == "rpgan" and c.gen_batch_size % c.batch_size:
+        out.append(
+            "--loss rpgan pairs every generated sample of a generator step with a real one, "
+            "drawn as whole real batches: --gen-batch-size must be a multiple of --batch-size, "
+            f"got {c.gen_batch_size} and {c.batch_size}"
+        )
     if not (math.isfinite(c.drift) and c.drift >= 0):
         out.append(f"--drift must be a number >= 0, got {c.drift}")
     for name, low_open in (("lam", False), ("gamma", True)):
@@ -166,7 +183,7 @@ def _problems(c: TrainConfig) -> list[str]:
     for name, allowed in (
         ("model", MODELS),
         ("precision", PRECISIONS),
-        ("lr_decay", ("linear", "none")),
+        ("lr_decay", LR_DECAYS),
         ("critic_scale", CRITIC_SCALES),
     ):
         if getattr(c, name) not in allowed:
@@ -178,8 +195,28 @@ def _problems(c: TrainConfig) -> list[str]:
     return out
 
 
+def _schedule_problems(c: TrainConfig) -> list[str]:
+    out = []
+    if c.lr_final is not None:
+        if not (math.isfinite(c.lr_final) and c.lr_final >= 0):
+            out.append(f"--lr-final must be a number >= 0, got {c.lr_final}")
+        elif c.lr_decay == "none":
+            out.append("--lr-final is where --lr-decay linear or cosine ends; drop it with none")
+    if c.beta2_final is not None and not (0.0 <= c.beta2_final < 1.0):
+        out.append(f"--beta2-final must lie in [0, 1), got {c.beta2_final}")
+    if c.gamma_final is not None and not (math.isfinite(c.gamma_final) and c.gamma_final >= 0):
+        out.append(f"--gamma-final must be a number >= 0, got {c.gamma_final}")
+    if c.ema_half_life is not None:
+        if not (math.isfinite(c.ema_half_life) and c.ema_half_life > 0):
+            out.append(f"--ema-half-life must be a number of steps > 0, got {c.ema_half_life}")
+        elif c.ema == 0:
+            out.append("--ema 0 turns the weight average off; drop --ema-half-life or --ema 0")
+    return out
+
+
 MODELS = ("auto", "resnet", "dcgan", "mlp")
 CRITIC_SCALES = ("gamma", "none")
+LR_DECAYS = ("linear", "cosine", "none")
 PRECISIONS = ("32", "bf16", "fp16")
 
 # The paper's CIFAR-10 set-up (Adler & Lunz 2018, section 5, and its reference code): the
@@ -218,8 +255,51 @@ PRESETS: dict[str, dict[str, Any]] = {
 # WGAN-GP with the same networks and schedule (the paper's baseline, IS 7.86).
 PRESETS["wgan-gp-cifar10"] = {**PRESETS["bwgan-cifar10"], "norm": "l2", "lam": 10.0, "gamma": 1.0}
 
+# R3GAN's CIFAR-10 objective and schedules (Huang et al., NeurIPS 2024), read from the public
+# code github.com/brownvc/R3GAN at commit 19a7ddf463fbac2bd39b4c1c73d63f1c441c7403: train.py's
+# CIFAR10 preset (lines 178-196), the README's CIFAR-10 command (--batch=512, line 36),
+# training/training_loop.py (the schedules, lines 29-38 and 307-331; the EMA, line 351) and
+# R3GAN/Trainer.py (the losses). Its schedules run in images over decay_nimg = 2e7 (train.py
+# line 190); one iteration is one D and one G step on batch_size = 512 images each
+# (training_loop.py lines 218-227, 287-305, 358), so 2e7 images are 2e7 / 512 = 39062.5 of
+# lipreg's generator steps (rounded up). lipreg's ResNet pair replaces R3GAN's networks; see
+# docs/trainer.md for what differs.
+_R3GAN_BATCH = 512  # README.md line 36: --batch=512
+_R3GAN_HORIZON = math.ceil(2e7 / _R3GAN_BATCH)  # train.py line 190: decay_nimg = 2e7
+PRESETS["r3gan-cifar10"] = {
+    "data": "cifar10",
+    "model": "resnet",
+    "width": 128,  # lipreg's ResNet (R3GAN: 768 channels per stage, train.py line 179)
+    "z_dim": 64,  # train.py line 183: NoiseDimension = 64
+    "loss": "rpgan",  # R3GAN/Trainer.py: softplus(-(D(real) - D(fake))) and its mirror for G
+    "penalty": "r1r2",  # R3GAN/Trainer.py: (Gamma / 2) * (R1Penalty + R2Penalty)
+    "norm": "l2",  # R3GAN/Trainer.py: Gradient.square().sum([1, 2, 3])
+    "gamma": 0.05,  # train.py line 195: gamma_scheduler base_value 0.05
+    "gamma_final": 0.005,  # train.py line 195: final_value 0.005
+    "drift": 0.0,
+    "lazy_every": 1,
+    "steps": _R3GAN_HORIZON,  # R3GAN trains until stopped (--kimg default 1e7 kimg, line 143)
+    "decay_steps": _R3GAN_HORIZON,
+    "n_critic": 1,  # training_loop.py lines 218-227: one D phase, one G phase
+    "batch_size": _R3GAN_BATCH,
+    "gen_batch_size": _R3GAN_BATCH,  # the G phase also draws batch_size (lines 290-305)
+    "lr": 2e-4,  # train.py line 194: lr_scheduler base_value 2e-4
+    "lr_final": 5e-5,  # train.py line 194: final_value 5e-5
+    "lr_decay": "cosine",  # training_loop.py lines 29-38: cosine_decay_with_warmup, no warm-up
+    "betas": (0.0, 0.9),  # training_loop.py line 331: betas (0, beta2); train.py line 196: 0.9
+    "beta2_final": 0.99,  # train.py line 196: beta2_scheduler final_value 0.99
+    # train.py lines 189 and 192: EMA half-life from 0 to ema_nimg = 5e6 images, in steps
+    "ema_half_life": 5e6 / _R3GAN_BATCH,
+    "eval_every": 5000,
+    "eval_samples": 50_000,  # train.py line 142: --metrics default fid50k_full
+    "checkpoint_every": 5000,
+}
+
 PRESET_HELP = {
     "bwgan-cifar10": "the paper's CIFAR-10 run: ResNet pair, W^{-3/2,2} penalty, lam and gamma "
     "auto, drift 1e-5, 100k generator steps",
     "wgan-gp-cifar10": "the same set-up with WGAN-GP's penalty (L^2, lam 10, gamma 1)",
+    "r3gan-cifar10": "R3GAN's CIFAR-10 objective on the ResNet pair: RpGAN loss, R1 + R2 with "
+    "gamma 0.05 -> 0.005, Adam 2e-4 -> 5e-5 with beta2 0.9 -> 0.99 (cosines over 39063 steps), "
+    "batch 512, one critic step, EMA half-life growing to 9766 steps",
 }

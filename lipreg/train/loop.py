@@ -1,12 +1,14 @@
-"""The training loop of ``lipreg train``: a Wasserstein GAN whose critic loss is the one line
+"""The training loop of ``lipreg train``: a GAN whose critic loss is the one line
 
-    d_loss = d_fake.mean() - d_real.mean() + penalty(critic, real, fake)
+    d_loss = loss.critic(d_real, d_fake) + penalty(critic, real, fake)
 
-plus the drift term ``drift * E[D(real)^2]`` (Progressive GAN, Karras et al. 2018; 1e-5 in
-the paper's reference code). Per generator step: ``n_critic`` critic steps on fresh real
-batches and fresh fakes, then one generator step on ``-E D(G(z))``, a weight average (EMA)
-of the generator, and linear decay of both learning rates to zero over ``steps`` generator
-steps.
+(``d_fake.mean() - d_real.mean()`` for the default Wasserstein loss; see
+:mod:`lipreg.losses` and ``--loss``) plus the drift term ``drift * E[D(real)^2]`` (Progressive
+GAN, Karras et al. 2018; 1e-5 in the paper's reference code). Per generator step:
+``n_critic`` critic steps on fresh real batches and fresh fakes, then one generator step on
+the loss's generator side (``-E D(G(z))`` for WGAN), a weight average (EMA) of the generator,
+and the schedules of :mod:`lipreg.train.schedules` (by default linear decay of both learning
+rates to zero over ``steps`` generator steps).
 
 :class:`Trainer` builds everything from a :class:`~lipreg.train.config.TrainConfig`;
 :meth:`Trainer.critic_step`, :meth:`Trainer.generator_step` and :meth:`Trainer.iteration`
@@ -50,8 +52,10 @@ from lipreg.train.distributed import (
 )
 from lipreg.train.evaluate import Evaluator
 from lipreg.train.models import build_models
+from lipreg.train.objectives import estimates_wasserstein, objective, resolved, warn_pairing
 from lipreg.train.penalties import PENALTIES, build_penalty, check_norm
 from lipreg.train.scalars import ScalarLog
+from lipreg.train.schedules import Schedule, zero_centred
 from lipreg.train.signals import StopRequest
 
 CALIBRATION_SAMPLES = 10_000
@@ -89,15 +93,17 @@ def frozen(module: nn.Module) -> Iterator[None]:
 AvgFn = Callable[[Sequence[Tensor], Sequence[Tensor], "Tensor | int"], None]
 
 
-def ema_update(decay: float) -> AvgFn:
+def ema_update(decay: Callable[[int], float]) -> AvgFn:
     """The ``multi_avg_fn`` of the generator's weight average (``AveragedModel``):
 
-        w_ema <- d_t w_ema + (1 - d_t) w,   d_t = min(decay, (1 + t) / (10 + t)),
+        w_ema <- d_t w_ema + (1 - d_t) w,   d_t = decay(t),
 
     ``t`` the number of averages so far (``AveragedModel`` copies the weights at ``t = 0``).
-    The warm-up ``(1 + t) / (10 + t)`` is TensorFlow's ``ExponentialMovingAverage`` with
-    ``num_updates``: early samples are not dominated by the initial weights (toy runs of a
-    few hundred steps), and after ``10 / (1 - decay)`` steps the decay is constant. Integer
+    By default ``d_t = min(--ema, (1 + t) / (10 + t))``: the warm-up ``(1 + t) / (10 + t)`` is
+    TensorFlow's ``ExponentialMovingAverage`` with ``num_updates``, so early samples are not
+    dominated by the initial weights (toy runs of a few hundred steps), and after
+    ``10 / (1 - decay)`` steps the decay is constant; ``--ema-half-life`` gives R3GAN's
+    growing half-life instead (:meth:`lipreg.train.schedules.Schedule.ema_decay`). Integer
     buffers (batch norm's ``num_batches_tracked``) are copied.
     """
 
@@ -106,9 +112,7 @@ def ema_update(decay: float) -> AvgFn:
         if not averaged[0].is_floating_point():
             torch._foreach_copy_(list(averaged), list(current))
             return
-        n = float(t)
-        d_t = min(decay, (1.0 + n) / (10.0 + n))
-        torch._foreach_lerp_(list(averaged), list(current), 1.0 - d_t)
+        torch._foreach_lerp_(list(averaged), list(current), 1.0 - decay(int(t)))
 
     return update
 
@@ -167,7 +171,10 @@ class Trainer:
         resume: dict[str, Any] | None = None,
         ctx: Context | None = None,
     ) -> None:
-        self.config = c = config.checked()
+        self.config = c = resolved(config.checked())
+        warn_pairing(c)
+        self.loss = objective(c)
+        self.schedule = Schedule(c)
         self.ctx = ctx if ctx is not None else setup(c.device)
         self.device = self.ctx.device
         world = self.ctx.world
@@ -195,20 +202,24 @@ class Trainer:
         self.g, self.d = g.to(self.device), d.to(self.device)
         self.generator, self.critic = wrap(self.g, self.ctx), wrap(self.d, self.ctx)
         self.ema = (
-            AveragedModel(self.g, multi_avg_fn=ema_update(c.ema), use_buffers=True)
+            AveragedModel(
+                self.g, multi_avg_fn=ema_update(self.schedule.ema_decay()), use_buffers=True
+            )
             if c.ema > 0
             else None
         )
         betas = (float(c.betas[0]), float(c.betas[1]))
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=c.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=c.lr, betas=betas)
-        self.sched_g = LambdaLR(self.opt_g, self._lr_factor)
-        self.sched_d = LambdaLR(self.opt_d, self._lr_factor)
+        self.sched_g = LambdaLR(self.opt_g, self.schedule.lr_factor)
+        self.sched_d = LambdaLR(self.opt_d, self.schedule.lr_factor)
         self.amp_dtype = _AMP_DTYPES[c.precision]
         fp16 = c.precision == "fp16"
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.penalty = build_penalty(c, self.scaler_d, "func").to(self.device)
+        if c.gamma_final is not None:
+            zero_centred(self.penalty, c)
         self.batches = Batches(self.data, c.batch_size // world, c.seed, self.ctx.rank, world)
         self.step = 0
         _seed_everything(c.seed, self.ctx.rank)
@@ -233,12 +244,6 @@ class Trainer:
             )
             _calibrated(self.penalty).calibrate(batches)
         return scale_by_gamma(self.d, self.penalty)
-
-    def _lr_factor(self, step: int) -> float:
-        """Linear decay to zero at ``steps`` (or a constant rate)."""
-        if self.config.lr_decay == "none":
-            return 1.0
-        return max(0.0, 1.0 - step / self.config.steps)
 
     def autocast(self) -> AbstractContextManager[Any]:
         """Mixed precision for forward passes (``--precision bf16|fp16``)."""
@@ -267,24 +272,33 @@ class Trainer:
         critic's gradients (scaled under fp16)."""
         with self.autocast():
             d_real, d_fake = self.critic(real), self.critic(fake)
-            mean_fake, mean_real = d_fake.mean(), d_real.mean()
-            d_loss = mean_fake - mean_real + self.penalty(self.critic, real, fake)
+            d_loss = self.loss.critic(d_real, d_fake) + self.penalty(self.critic, real, fake)
             d_loss = d_loss + self.config.drift * d_real.float().square().mean()
         self.scaler_d.scale(d_loss).backward()
         self.last = {
             "loss/critic": d_loss.detach(),
-            "critic_gap": mean_real.detach() - mean_fake.detach(),
+            "critic_gap": d_real.detach().mean() - d_fake.detach().mean(),
         }
 
     def generator_step(self) -> None:
-        """One generator update on ``-E D(G(z))``, then the weight average."""
-        z = torch.randn(
-            self.config.gen_batch_size // self.ctx.world, self.z_dim, device=self.device
-        )
+        """One generator update on the loss's generator side (``-E D(G(z))`` for WGAN), then
+        the weight average. The relativistic loss scores as many fresh real samples, drawn
+        as whole real batches."""
+        n = self.config.gen_batch_size // self.ctx.world
+        real = None
+        if self.loss.relativistic:
+            batches = [next(self.batches) for _ in range(n // self.batches.batch_size)]
+            real = torch.cat(batches).to(self.device, non_blocking=True)
+        z = torch.randn(n, self.z_dim, device=self.device)
         with self.autocast(), frozen(self.d):
-            g_loss = -self.d(self.generator(z)).mean()
+            d_fake = self.d(self.generator(z))
+            d_real = None
+            if real is not None:
+                with torch.no_grad():
+                    d_real = self.d(real)
+            g_loss = self.loss.generator(d_real, d_fake)
         self.opt_g.zero_grad(set_to_none=True)
-        self.scaler_g.scale(g_loss).backward()
+        torch.autograd.backward(self.scaler_g.scale(g_loss))
         self.scaler_g.step(self.opt_g)
         self.scaler_g.update()
         if self.ema is not None:
@@ -292,13 +306,27 @@ class Trainer:
         self.last["loss/generator"] = g_loss.detach()
 
     def iteration(self) -> None:
-        """``n_critic`` critic steps, one generator step, learning-rate decay."""
+        """``n_critic`` critic steps, one generator step, learning-rate decay (beta2 and
+        gamma schedules are set for the iteration first)."""
+        self._scheduled_values()
         for _ in range(self.config.n_critic):
             self.critic_step()
         self.generator_step()
         for sched in (self.sched_d, self.sched_g):
             _advance(sched)
         self.step += 1
+
+    def _scheduled_values(self) -> None:
+        """Adam's beta2 and the zero-centred penalty's gamma at this step, when scheduled
+        (recomputed from the step, so a resumed run sets the same values)."""
+        beta2 = self.schedule.beta2(self.step)
+        if beta2 is not None:
+            for opt in (self.opt_g, self.opt_d):
+                for group in opt.param_groups:
+                    group["betas"] = (group["betas"][0], beta2)
+        gamma = self.schedule.gamma(self.step)
+        if gamma is not None:
+            zero_centred(self.penalty, self.config).gamma = gamma
 
     def run(self) -> Summary:
         """Train until ``steps`` (or a signal), logging, evaluating and checkpointing."""
@@ -391,16 +419,13 @@ class Trainer:
             values |= stats.as_dict()
         if "loss/generator" in self.last:
             values["loss/generator"] = float(self.last["loss/generator"])
-        values["wasserstein"] = self._wasserstein(values)
+        if estimates_wasserstein(self.config) and "critic_gap" in values:
+            # (E D(real) - E D(fake)) / gamma: the Wasserstein-1 distance in B for a
+            # gamma-Lipschitz critic (the raw gap for penalties without a gamma)
+            gap = values["critic_gap"]
+            values["wasserstein"] = gap / values["gamma"] if "gamma" in values else gap
         values["lr"] = float(self.sched_g.get_last_lr()[0])
         return values
-
-    def _wasserstein(self, values: dict[str, float]) -> float:
-        """``(E D(real) - E D(fake)) / gamma``: for a gamma-Lipschitz critic the estimate of
-        the Wasserstein-1 distance in ``B``; the raw gap for penalties without a gamma."""
-        gap = values["critic_gap"]
-        lipschitz = PENALTIES[self.config.penalty].lipschitz and "gamma" in values
-        return gap / values["gamma"] if lipschitz else gap
 
     def _log(self, log: ScalarLog | None, bar: Any, rate: float) -> None:
         if log is None:
@@ -409,6 +434,8 @@ class Trainer:
         log.write(self.step, values)
         if bar is not None:
             shown = {"W": "wasserstein", "pen": "penalty", "lam": "lam", "gamma": "gamma"}
+            if "wasserstein" not in values:  # other losses: the gap of the critic's scores
+                shown = {"gap": "critic_gap", **shown}
             post = {k: f"{values[v]:.4g}" for k, v in shown.items() if v in values}
             bar.set_postfix(**post, img_s=f"{rate:.0f}", refresh=False)
             bar.update(self.step - bar.n)
@@ -430,9 +457,8 @@ class Trainer:
         print(
             f"lipreg train: {self.data!r}; generator {type(self.g).__name__} "
             f"({sizes[0]:,} parameters), critic {type(self.d).__name__} ({sizes[1]:,}); "
-            f"penalty {_describe(self.penalty)}; {c.steps} steps on {self.ctx.world} x "
-            f"{self.device}, "
-            f"precision {c.precision}; writing to {c.out}"
+            f"loss {c.loss}; penalty {_describe(self.penalty)}; {c.steps} steps on "
+            f"{self.ctx.world} x {self.device}, precision {c.precision}; writing to {c.out}"
         )
         for note in (log.tensorboard_note if log else "", evaluator.note if evaluator else ""):
             if note:
@@ -502,7 +528,7 @@ class Trainer:
         # from this step (with --steps unchanged this is the saved rate, bit for bit).
         for opt, sched in ((self.opt_g, self.sched_g), (self.opt_d, self.sched_d)):
             for group, base in zip(opt.param_groups, sched.base_lrs, strict=True):
-                group["lr"] = base * self._lr_factor(self.step)
+                group["lr"] = base * self.schedule.lr_factor(self.step)
         rng = state["rng"]
         if len(rng) == self.ctx.world:
             checkpoint.set_rng_state(rng[self.ctx.rank])

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lipreg import BanachGP, BanachR1, BanachR2, FiniteDifferenceGP, Lazy, parse_norm
+from lipreg import BanachGP, BanachR1, BanachR1R2, BanachR2, FiniteDifferenceGP, Lazy, parse_norm
 from lipreg.derivative import Engine
 from lipreg.train.config import TrainConfig
 
@@ -46,7 +46,9 @@ def _gp(sampling: str, one_sided: bool) -> Callable[[TrainConfig, Scaler, Engine
     return build
 
 
-def _zero_centred(cls: type[BanachR1] | type[BanachR2]) -> Callable[..., nn.Module]:
+def _zero_centred(
+    cls: type[BanachR1] | type[BanachR2] | type[BanachR1R2],
+) -> Callable[..., nn.Module]:
     def build(c: TrainConfig, scaler: Scaler, engine: Engine) -> nn.Module:
         if not isinstance(c.gamma, float):
             raise ValueError(
@@ -90,6 +92,11 @@ PENALTIES: dict[str, PenaltyKind] = {
     "r2": PenaltyKind(
         "BanachR2, (gamma/2) E||dD(fake)||_B*^2 with --gamma its weight",
         _zero_centred(BanachR2),
+        lipschitz=False,
+    ),
+    "r1r2": PenaltyKind(
+        "BanachR1R2, R1 + R2 with one weight --gamma (R3GAN, Huang et al. 2024)",
+        _zero_centred(BanachR1R2),
         lipschitz=False,
     ),
 }

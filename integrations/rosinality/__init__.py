@@ -1,0 +1,17 @@
+"""rosinality's stylegan2-pytorch: its R1 in any lipreg norm.
+
+``train.py`` computes R1 with ``d_r1_loss(real_pred, real_img)``, the batch mean of the
+squared Euclidean norm of ``d real_pred.sum() / d real_img``, and regularises lazily: every
+``d_reg_every`` steps it backpropagates ``args.r1 / 2 * r1_loss * args.d_reg_every``. The one
+change, after the host's ``def d_r1_loss`` (see docs/integrations/rosinality.md)::
+
+    d_r1_loss = lipreg.integrations.rosinality.R1Loss("sobolev:s=1")
+
+The host's ``op`` package is imported when the loss is computed, never here.
+"""
+
+from __future__ import annotations
+
+from ._r1 import R1Loss
+
+__all__ = ["R1Loss"]
