@@ -58,18 +58,22 @@ def _main_job_arguments(out: Path, steps: int) -> list[str]:
         ("--eval-every", str(steps)),
         ("--out", str(out)),
     ):
-        args[args.index(option) + 1] = value
+        if option in args:
+            args[args.index(option) + 1] = value
+        else:
+            args += [option, value]
     return args
 
 
 @pytest.mark.slow
 def test_main_job_trains_and_writes_its_outputs(tmp_path: Path) -> None:
-    """The README's main job through the console script, with 2 steps instead of 500."""
+    """The README's main job through the console script, with 2 steps: it logs the digits
+    metrics and states them in its last line."""
     script = Path(sys.executable).with_name("lipreg")
     assert script.exists(), "the lipreg console script is not installed (pip install -e .)"
     out = tmp_path / "run"
     done = subprocess.run(
-        # fewer patches and evaluation samples keep the test short
+        # fewer digits and evaluation samples keep the test short
         [str(script), *_main_job_arguments(out, 2), "--data-size", "512", "--eval-samples", "64"],
         check=False,
         capture_output=True,
@@ -83,6 +87,13 @@ def test_main_job_trains_and_writes_its_outputs(tmp_path: Path) -> None:
     assert training[-1]["lam"] > 0 and training[-1]["gamma"] > 0
     saved = json.loads((out / "config.json").read_text())
     assert saved["norm"] == lipreg.parse_norm("sobolev:s=-1.5").spec
+    assert (saved["data"], saved["lam"], saved["gamma"]) == ("digits", "auto", "auto")
+    metrics = [r for r in read_scalars(out) if "metric/digits_fid" in r]
+    assert [r["step"] for r in metrics] == [0, 2]
+    assert 0 <= metrics[-1]["metric/digits_classes"] <= 10
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("lipreg train: step 2: digits FID "), last
+    assert "classes reached" in last
     for name in ("checkpoint.pt", "samples/step_000002.png", "plots/losses.png"):
         assert (out / name).is_file(), name
 

@@ -123,7 +123,7 @@ def find_patch(patch: np.ndarray, sources: list[np.ndarray]) -> list[tuple[int, 
 
 def test_patches_are_cut_from_the_photographs() -> None:
     data = load_dataset("patches", size=60, seed=2)
-    assert isinstance(data, TensorData) and DEFAULT_IMAGE_DATASET == "patches"
+    assert isinstance(data, TensorData) and DEFAULT_IMAGE_DATASET == "digits"
     assert data.kind == "image" and not data.is_toy and data.sample_shape == (3, 32, 32)
     assert len(data) == 60 and data.data.dtype == torch.uint8
     sources = [block_means(p, k) for p in load_sample_images().images for k in (1, 2, 4)]
@@ -153,15 +153,19 @@ def test_patches_image_size_cuts_larger_patches() -> None:
 
 
 def test_digits_match_sklearn() -> None:
+    """The training digits are scikit-learn's digits 1, 2, 4, 5, 7, ... (every third one,
+    from index 0, is held out)."""
     data = load_dataset("digits")
     ref = load_digits()
-    assert isinstance(data, TensorData) and len(data) == 1797
+    kept = [i for i in range(1797) if i % 3]
+    assert isinstance(data, TensorData) and len(data) == len(kept) == 1198
     assert data.sample_shape == (1, 8, 8) and data.num_classes == 10
-    assert data.labels is not None and torch.equal(data.labels, torch.from_numpy(ref.target))
-    assert torch.equal(data[5][0].double(), torch.from_numpy(ref.images[5] / 8.0 - 1.0))
+    assert data.labels is not None
+    assert torch.equal(data.labels, torch.from_numpy(ref.target[kept]))
+    assert torch.equal(data[5][0].double(), torch.from_numpy(ref.images[kept[5]] / 8.0 - 1.0))
     pairs = StackDataset(data, data.labels)
     x, y = pairs[11]
-    assert torch.equal(x, data[11]) and y == ref.target[11]
+    assert torch.equal(x, data[11]) and y == ref.target[kept[11]]
 
 
 def test_digits_subset_keeps_labels_aligned() -> None:
@@ -417,7 +421,7 @@ def test_registry_descriptions() -> None:
         ({"name": "digits", "seed": 1.5}, TypeError, "seed must be an integer"),
         ({"name": "8gaussians", "size": 0}, ValueError, "size must be an integer >= 1"),
         ({"name": "8gaussians", "size": False}, TypeError, "size must be an integer"),
-        ({"name": "digits", "size": 1798}, ValueError, "size=1798 exceeds the 1797 samples"),
+        ({"name": "digits", "size": 1199}, ValueError, "size=1199 exceeds the 1198 samples"),
     ],
 )
 def test_bad_options(kwargs: dict[str, object], error: type[Exception], expect: str) -> None:

@@ -497,6 +497,7 @@ def parse_command(
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Run ``lipreg train`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     from lipreg.train.checkpoint import CheckpointError
+    from lipreg.train.evaluate import describe_metrics
     from lipreg.train.loop import Trainer
 
     parser = build_parser(prog)
@@ -513,6 +514,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         trainer.close()
     if trainer.ctx.main and summary.files:
         print("lipreg train: wrote " + ", ".join(str(f) for f in summary.files))
+    if trainer.ctx.main and summary.metrics:
+        print(f"lipreg train: step {summary.step}: {describe_metrics(summary.metrics)}")
     return 0
 
 

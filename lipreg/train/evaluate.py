@@ -10,9 +10,9 @@ matches an uninterrupted one whatever the evaluation schedule).
   points (an assignment problem) and, at the end, the critic's value surface with both sets;
 - images: a PNG grid of 64 samples, the sliced Wasserstein distance over a Laplacian pyramid
   and, where torch-fidelity is installed (unless ``--no-inception``), IS, FID and KID;
-- digits (``--data digits``): instead of the Inception metrics, the digits quality metric
-  against the held-out digits (:mod:`lipreg.train.metrics.digits`: digits FID, classes
-  reached, class KL, confidence);
+- digits (``--data digits``): instead of the sliced Wasserstein distance and the Inception
+  metrics, the digits quality metric against the held-out digits
+  (:mod:`lipreg.train.metrics.digits`: digits FID, classes reached, class KL, confidence);
 - at the end, PNG plots of every scalar in ``scalars.jsonl``.
 """
 
@@ -100,9 +100,11 @@ class Evaluator:
                 scale=max(1, GRID_SIDE // fake.shape[-1]),
             )
             c = self.config
-            values = {"metric/swd": metrics.swd(self.real, fake, seed=c.seed).mean}
+            # Digits have their own metric, which reads more plainly than the SWD.
             if self.digits is not None:
-                values |= self.digits(fake).scalars()
+                values = self.digits(fake).scalars()
+            else:
+                values = {"metric/swd": metrics.swd(self.real, fake, seed=c.seed).mean}
             if self.weights is not None:
                 values |= metrics.inception_metrics(
                     self.real, fake, self.weights, seed=c.seed, device=self.device
@@ -124,3 +126,30 @@ class Evaluator:
             files.append(path)
         files += plots.plot_scalars(scalars, self.out / "plots")
         return files
+
+
+# How the end of a run states its metrics: (key, label, format), in this order.
+_DESCRIBED = (
+    ("metric/digits_fid", "digits FID", "{:.1f}"),
+    ("metric/digits_classes", "classes reached", "{:.0f} of 10"),
+    ("metric/digits_kl", "class KL", "{:.3f}"),
+    ("metric/digits_confidence", "confidence", "{:.3f}"),
+    ("metric/w1", "W1", "{:.4g}"),
+    ("metric/swd", "SWD x1e3", "{:.1f}"),
+    ("metric/is", "IS", "{:.2f}"),
+    ("metric/fid", "FID", "{:.2f}"),
+    ("metric/kid", "KID", "{:.4f}"),
+)
+
+
+def describe_metrics(metrics: dict[str, float]) -> str:
+    """One line stating an evaluation's ``metrics`` (``metric/...`` scalars), e.g.
+    ``"digits FID 14.2 (held-out real digits: about 2), classes reached 10 of 10, ..."``."""
+    parts = []
+    for key, label, form in _DESCRIBED:
+        if key in metrics:
+            text = f"{label} {form.format(metrics[key])}"
+            if key == "metric/digits_fid":
+                text += " (lower is better; real digits score about 2)"
+            parts.append(text)
+    return ", ".join(parts) if parts else "no metrics"

@@ -18,13 +18,14 @@ and divisors, drawn once from ``seed`` instead of fresh per batch):
 
 Images:
 
-- ``patches`` (the default image data): ``image_size`` x ``image_size`` RGB patches (32 by
+- ``patches``: ``image_size`` x ``image_size`` RGB patches (32 by
   default) cut at uniformly random positions from the two photographs scikit-learn ships
   (``load_sample_images``: china.jpg and flower.jpg, 427 x 640 each), at full size or
   downscaled by 2 or 4 (block means; the source, photograph and scale, is uniform among
   those large enough for the patch), so that patches hold structure at several scales.
-- ``digits``: scikit-learn's 8x8 digits, ``[1, 8, 8]``, grey levels 0..16 mapped to
-  ``x / 8 - 1``; labels 0..9.
+- ``digits`` (the default data) / ``digits-test``: scikit-learn's 8x8 digits,
+  ``[1, 8, 8]``, grey levels 0..16 mapped to ``x / 8 - 1``, labels 0..9: the 1,198 training
+  digits, or the 599 held out for the digits quality metric (every third one).
 - ``cifar10`` / ``cifar10-test``: the training (``data_batch_1..5``) or test (``test_batch``)
   images of CIFAR-10 read from the official python version in a local directory (by default
   the cache, :func:`cache_dir`), with a restricted unpickler; labels 0..9. Nothing is

@@ -62,8 +62,7 @@ DATASETS: dict[str, DatasetSpec] = {
         native_size=None,
     ),
     "patches": DatasetSpec(
-        "32x32 RGB patches of scikit-learn's two photographs at scales 1, 1/2, 1/4 (default "
-        "image data)",
+        "32x32 RGB patches of scikit-learn's two photographs at scales 1, 1/2, 1/4",
         "image",
         needs_root=False,
         default_size=10_000,
@@ -71,7 +70,7 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
     "digits": DatasetSpec(
         "scikit-learn's 8x8 grey-level digits, [1, 8, 8], with labels: the 1198 training "
-        "digits (two thirds; the rest is held out for the digits quality metric)",
+        "digits (two thirds; the rest is held out for the digits quality metric; the default)",
         "image",
         needs_root=False,
         default_size=None,
@@ -111,7 +110,7 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
 }
 
-DEFAULT_IMAGE_DATASET = "patches"
+DEFAULT_IMAGE_DATASET = "digits"
 """The image data used when none is given."""
 
 
