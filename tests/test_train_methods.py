@@ -5,6 +5,7 @@ make no method."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from train_helpers import image_config, one_thread, restore_threads, toy_config, usage_error
 
+from lipreg import FFTSpectralNorm
 from lipreg.train import checkpoint
 from lipreg.train.batches import Batches
 from lipreg.train.checkpoint import CheckpointError
@@ -132,6 +134,31 @@ def test_fft_spectral_normalisation_bounds_every_layer_by_one(tmp_path: Path) ->
         padded = side + 2 * pad
         assert _conv_norm(w, padded, 1, 0, circular=True) == pytest.approx(1.0, abs=1e-6)
     assert "wasserstein" in trainer.scalars()
+
+
+def test_fft_normalisation_is_computed_once_per_critic_step_with_the_same_gradients(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trainer = Trainer(image_config(tmp_path, constraint="sn:conv=fft"))
+    calls = []
+    original = FFTSpectralNorm.forward
+
+    def counted(self: FFTSpectralNorm, weight: Tensor) -> Tensor:
+        calls.append(1)
+        return original(self, weight)
+
+    monkeypatch.setattr(FFTSpectralNorm, "forward", counted)
+    trainer.critic_step()  # forwards on real, fake and the penalty's interpolates
+    assert len(calls) == 1  # one convolution, normalised once
+    x = torch.rand(4, *trainer.data.sample_shape)
+    grads = []
+    for block in (trainer.constraint.normalised_once, contextlib.nullcontext):
+        trainer.d.zero_grad()
+        with block():
+            (trainer.d(x).sum() + trainer.d(x.flip(0)).square().sum()).backward()
+        grads.append([q.grad.clone() for q in trainer.d.parameters()])
+    for cached, plain in zip(*grads, strict=True):
+        torch.testing.assert_close(cached, plain)
 
 
 # --- --loss ctransform ------------------------------------------------------------------

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from lipreg import WeightClip, spectral_normalize
 
@@ -114,6 +116,15 @@ class Constraint:
             spectral_normalize(critic, conv=conv, input_shape=sample_shape)
         elif self.spec.kind == "clip":
             self.clip = WeightClip(critic, self.spec.c)
+
+    def normalised_once(self) -> AbstractContextManager[Any]:
+        """For ``sn:conv=fft``, a block in which each normalised weight is computed once and
+        shared by every forward (``torch.nn.utils.parametrize.cached``): the FFT and SVDs of
+        a critic step's forwards on real, fake and penalty points are then done once. Power
+        iteration keeps its step per forward (SNGAN's), so other kinds change nothing."""
+        if self.spec.kind == "sn" and self.spec.conv == "fft":
+            return parametrize.cached()
+        return nullcontext()
 
     def attach(self, optimizer: torch.optim.Optimizer) -> None:
         """Clip now and after every step of ``optimizer`` (the critic's), for ``clip``."""

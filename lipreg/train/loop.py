@@ -282,7 +282,7 @@ class Trainer:
     def critic_backward(self, real: Tensor, fake: Tensor) -> None:
         """The critic loss on ``real`` and ``fake`` ``[B, ...]``, backpropagated into the
         critic's gradients (scaled under fp16)."""
-        with self.autocast():
+        with self.autocast(), self.constraint.normalised_once():
             if isinstance(self.loss, CTransformObjective):
                 d_loss, d_real = self.loss.critic(self.critic, real, fake)
                 gap = -d_loss.detach()  # W_hat = mean D(real) + mean D^c(fake)
