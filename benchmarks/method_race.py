@@ -96,7 +96,7 @@ METHODS: dict[str, tuple[dict[str, Any], str]] = {
 """Every method's changes to the preset and where its constants come from (not tuned here)."""
 
 STEPS, SEEDS, JOBS, EVALS, FID_THRESHOLD = 500, 5, 1, 20, 100.0
-"""Defaults: 13 methods x 5 seeds, one at a time, each as long as 500 WGAN-GP steps: about 90
+"""Defaults: 13 methods x 5 seeds, one at a time, each as long as 500 WGAN-GP steps: about 100
 minutes on a quiet machine at the per-iteration times measured for docs/studies.md."""
 
 
