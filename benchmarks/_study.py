@@ -190,6 +190,38 @@ def estimate(jobs: Sequence[Job], probes: dict[str, Probe], workers: int) -> tup
     return totals[0] / workers / 60, totals[1] / workers / 60
 
 
+def announce(
+    jobs: Sequence[Job], probes: dict[str, Probe], workers: int, plan: dict[str, int] | None = None
+) -> None:
+    """Print every setting's measured times (and its steps in ``plan``) and the estimated
+    duration of ``jobs`` on ``workers`` cores."""
+    for name, p in probes.items():
+        steps = "" if plan is None else f" -> {plan[name]} steps"
+        print(
+            f"  {name}: {1e3 * p.iteration:.0f} ms per iteration ({1e3 * p.cpu:.0f} ms CPU), "
+            f"evaluation {p.evaluation:.1f} s, build {p.build:.1f} s{steps}"
+        )
+    quiet, now = estimate(jobs, probes, workers)
+    print(
+        f"estimated duration: {quiet:.0f} min on a quiet machine (from CPU times), "
+        f"{now:.0f} min at this machine's current load",
+        flush=True,
+    )
+
+
+def record(
+    script: str, argv: Sequence[str], probes: dict[str, Probe], **details: Any
+) -> dict[str, Any]:
+    """The ``meta`` of a study's JSON: the command, the machine, the measured times and
+    ``details`` (steps, seeds, settings, ...)."""
+    return {
+        "command": f"python benchmarks/{script} " + " ".join(argv),
+        "machine": machine(),
+        "probes": {n: dataclasses.asdict(p) for n, p in probes.items()},
+        **details,
+    }
+
+
 # ---- statistics --------------------------------------------------------------------------
 
 

@@ -283,23 +283,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--fid-threshold",
         type=float,
-        default=FID_THRESHOLD,
-        help="the fixed digits FID of the time-to-quality table (%(default)s)",
+        help=f"the fixed digits FID of the time-to-quality table (default: {FID_THRESHOLD:g}; "
+        "with --redraw, the one saved with the runs)",
     )
     args = p.parse_args(argv)
     out: Path = args.out
-    record = out / "method_race.json"
+    saved = out / "method_race.json"
     if args.redraw:
-        runs, meta = _study.load_runs(record)
-        meta["fid_threshold"] = args.fid_threshold
+        runs, meta = _study.load_runs(saved)
+        if args.fid_threshold is not None:
+            meta["fid_threshold"] = args.fid_threshold
     else:
         steps, seeds, jobs = (2, 2, 1) if args.quick else (args.steps, args.seeds, args.jobs)
-        machine = _study.machine()
         print(
             f"method race: {len(METHODS)} methods x {seeds} seeds, {jobs} job(s), budget "
             f"{args.budget} of WGAN-GP's {steps} steps"
         )
-        print(f"machine: {machine}")
+        print(f"machine: {_study.machine()}")
         probe_config = _study.base_config(**study_overrides(steps, args.evals, args.quick))
         probes = {
             name: _study.probe(
@@ -313,39 +313,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             name: _study.base_config(**study_overrides(plan[name], args.evals, args.quick), **o)
             for name, (o, _) in METHODS.items()
         }
-        for name, p_ in probes.items():
-            print(
-                f"  {name}: {1e3 * p_.iteration:.0f} ms per iteration ({1e3 * p_.cpu:.0f} ms "
-                f"CPU) -> {plan[name]} steps"
-            )
         work = [(n, seed, c, None) for seed in range(seeds) for n, c in configs.items()]
-        quiet, now = _study.estimate(work, probes, jobs)
-        print(
-            f"estimated duration: {quiet:.0f} min on a quiet machine (from CPU times), "
-            f"{now:.0f} min at this machine's current load",
-            flush=True,
-        )
+        _study.announce(work, probes, jobs, plan)
         if args.dry_run:
             return 0
         runs = _study.train_all(work, jobs)
-        meta = {
-            "command": "python benchmarks/method_race.py " + " ".join(argv or sys.argv[1:]),
-            "machine": machine,
-            "steps": steps,
-            "seeds": seeds,
-            "jobs": jobs,
-            "budget": args.budget,
-            "fid_threshold": args.fid_threshold,
-            "plan": plan,
-            "probes": {n: dataclasses.asdict(p_) for n, p_ in probes.items()},
-            "methods": {n: {"overrides": o, "source": s} for n, (o, s) in METHODS.items()},
-        }
-        _study.save_runs(runs, record, meta)
+        meta = _study.record(
+            "method_race.py",
+            sys.argv[1:] if argv is None else argv,
+            probes,
+            steps=steps,
+            seeds=seeds,
+            jobs=jobs,
+            budget=args.budget,
+            fid_threshold=FID_THRESHOLD if args.fid_threshold is None else args.fid_threshold,
+            plan=plan,
+            methods={n: {"overrides": o, "source": s} for n, (o, s) in METHODS.items()},
+        )
+        _study.save_runs(runs, saved, meta)
     text = report(runs, meta)
     (out / "method_race.md").write_text(text)
     figure = plot(runs, meta, args.figures or out)
     print(text)
-    print(f"wrote {record}, {out / 'method_race.md'}, {figure}")
+    print(f"wrote {saved}, {out / 'method_race.md'}, {figure}")
     return 0
 
 

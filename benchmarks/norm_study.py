@@ -28,7 +28,6 @@ duration only.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 from collections.abc import Sequence
@@ -222,9 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv
     )
     out: Path = args.out
-    record = out / "norm_study.json"
+    saved = out / "norm_study.json"
     if args.redraw:
-        runs, meta = _study.load_runs(record)
+        runs, meta = _study.load_runs(saved)
     else:
         steps, seeds, jobs = (2, 2, 1) if args.quick else (args.steps, args.seeds, args.jobs)
         study = study_overrides(steps, args.evals, args.quick)
@@ -232,40 +231,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = [
             (name, seed, config, None) for seed in range(seeds) for name, config in configs.items()
         ]
-        machine = _study.machine()
         print(f"norm study: {len(configs)} settings x {seeds} seeds, {steps} steps, {jobs} jobs")
-        print(f"machine: {machine}")
+        print(f"machine: {_study.machine()}")
         probes = {n: _study.probe(c, 1 if args.quick else 3) for n, c in configs.items()}
-        for name, p in probes.items():
-            print(
-                f"  {name}: {1e3 * p.iteration:.0f} ms per iteration ({1e3 * p.cpu:.0f} ms CPU), "
-                f"evaluation {p.evaluation:.1f} s, build {p.build:.1f} s"
-            )
-        quiet, now = _study.estimate(work, probes, jobs)
-        print(
-            f"estimated duration: {quiet:.0f} min on a quiet machine (from CPU times), "
-            f"{now:.0f} min at this machine's current load",
-            flush=True,
-        )
+        _study.announce(work, probes, jobs)
         if args.dry_run:
             return 0
         runs = _study.train_all(work, jobs)
-        meta = {
-            "command": "python benchmarks/norm_study.py " + " ".join(argv or sys.argv[1:]),
-            "machine": machine,
-            "steps": steps,
-            "seeds": seeds,
-            "eval_samples": configs[BASELINE].eval_samples,
-            "probes": {n: dataclasses.asdict(p) for n, p in probes.items()},
-            "settings": settings(),
-            "study": study,
-        }
-        _study.save_runs(runs, record, meta)
+        meta = _study.record(
+            "norm_study.py",
+            sys.argv[1:] if argv is None else argv,
+            probes,
+            steps=steps,
+            seeds=seeds,
+            eval_samples=configs[BASELINE].eval_samples,
+            settings=settings(),
+            study=study,
+        )
+        _study.save_runs(runs, saved, meta)
     text = report(runs, meta)
     (out / "norm_study.md").write_text(text)
     files = plot(runs, args.figures or out)
     print(text)
-    print("wrote " + ", ".join(str(p) for p in [record, out / "norm_study.md", *files]))
+    print("wrote " + ", ".join(str(p) for p in [saved, out / "norm_study.md", *files]))
     return 0
 
 

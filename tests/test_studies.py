@@ -4,6 +4,7 @@ hand-made histories, and smoke runs of each script with --quick (no timed assert
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import scipy.stats
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,6 +25,8 @@ import _study  # noqa: E402
 import method_race  # noqa: E402
 import norm_study  # noqa: E402
 from _study import CLASSES, FID, Run  # noqa: E402
+
+from lipreg.train.config import TrainConfig  # noqa: E402
 
 
 def history(name: str, seed: int, points: list[tuple[int, float, float]], classes: float = 10):
@@ -127,6 +131,39 @@ def test_studies_take_the_preset_and_change_only_their_own_choices() -> None:
         if key not in own:
             assert getattr(config, key) == getattr(expected, key), key
     assert (config.steps, config.eval_every) == (800, 80)
+
+
+def tiny(**overrides: object) -> TrainConfig:
+    """The quick digits task, 2 steps, evaluated on 64 samples at steps 0, 1 and 2."""
+    study = {**norm_study.study_overrides(2, 2, quick=True), "eval_samples": 64}
+    return _study.base_config(**study, **overrides)
+
+
+def test_a_diverged_generator_scores_infinity_and_no_class(tmp_path: Path) -> None:
+    from lipreg.train.loop import Trainer
+
+    trainer = Trainer(dataclasses.replace(tiny(), out=str(tmp_path)))
+    evaluator = trainer.evaluator(tmp_path)
+    assert math.isfinite(_study.evaluate(trainer, evaluator)[FID])
+    with torch.no_grad():
+        for q in trainer.sampler.parameters():
+            q.fill_(math.nan)
+    assert _study.evaluate(trainer, evaluator) == {FID: math.inf, CLASSES: 0.0}
+
+
+@pytest.mark.slow
+def test_runs_in_worker_processes_equal_runs_in_this_one() -> None:
+    jobs = [("a", seed, tiny(), None) for seed in (0, 1)]
+    here, there = _study.train_all(jobs, 1), _study.train_all(jobs, 2)
+    assert [r.seed for r in there] == [0, 1] and [r.steps for r in there] == [2, 2]
+    for a, b in zip(here, there, strict=True):
+        assert [row["step"] for row in a.evals] == [0, 1, 2]
+        drop = ("seconds",)
+        assert [{k: v for k, v in row.items() if k not in drop} for row in a.evals] == [
+            {k: v for k, v in row.items() if k not in drop} for row in b.evals
+        ]
+        assert a.train == b.train  # every logged loss, bit for bit
+    assert here[0].evals[-1] != here[1].evals[-1]  # the seeds differ
 
 
 # ---- the reports -------------------------------------------------------------------------
@@ -266,3 +303,7 @@ def test_scripts_run_quick_and_redraw_from_their_json(
     assert "estimated duration:" not in again.stdout  # nothing trained
     assert (tmp_path / f"{stem}.md").read_text() == table
     assert sorted(p.name for p in tmp_path.glob("*.png")) == pictures
+    if script == "method_race.py":  # another threshold, from the same runs
+        assert "| time to FID <= 100 |" in table
+        run_script(script, "--redraw", "--out", str(tmp_path), "--fid-threshold", "900")
+        assert "| time to FID <= 900 |" in (tmp_path / f"{stem}.md").read_text()
