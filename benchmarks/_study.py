@@ -1,14 +1,22 @@
-"""Shared machinery of the quality studies (gamma_parametrisation.py, norm_study.py,
-method_race.py): train configurations of ``lipreg train`` over seeds, read their metric
-histories, and summarise them with intervals.
+"""Shared machinery of the quality studies (norm_study.py, method_race.py): train
+configurations of ``lipreg train`` over seeds, read their metric histories, and summarise
+them with intervals, paired tests and times to a threshold.
 
-Runs are independent processes' worth of work; ``--jobs 2`` runs two at a time with one
-thread each (on two cores, two single-threaded runs of these small models finish sooner than
-one after the other with two threads each), ``--jobs 1`` one at a time with every thread.
+Every run is single-threaded. ``--jobs 2`` runs two at a time in worker processes (on two
+cores, two single-threaded runs of these small models finish sooner than one after the
+other with two threads each); ``--jobs 1`` runs them one after the other in this process.
+
+The clock of a run counts its training iterations only: building the trainer (including
+the estimate of lam and gamma from the data) and every evaluation are outside it. On digits
+an evaluation is the digits quality metric alone (lipreg.train.metrics.digits) of
+``eval_samples`` samples from the weight average: the trainer's own evaluation would add the
+sliced Wasserstein distance, which takes about a minute per evaluation on one core and is
+not what these studies compare.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -28,6 +36,9 @@ import torch
 import lipreg
 from lipreg.train.config import TrainConfig
 
+FID = "metric/digits_fid"
+CLASSES = "metric/digits_classes"
+
 
 @dataclass
 class Run:
@@ -38,6 +49,7 @@ class Run:
     seconds: float  #: wall time of the training iterations (evaluations excluded)
     evals: list[dict[str, float]]  #: the evaluation rows: step, seconds so far, metric/...
     train: list[dict[str, float]] = field(default_factory=list)  #: logged training scalars
+    steps: int = 0  #: generator steps trained
 
     def final(self, key: str) -> float:
         """``key`` (e.g. ``"metric/digits_fid"``) at the last evaluation."""
@@ -47,9 +59,20 @@ class Run:
 Job = tuple[str, int, TrainConfig, Callable[[Any], None] | None]
 
 
+def evaluate(trainer: Any, evaluator: Any) -> dict[str, float]:
+    """The metrics of ``trainer``'s sampler now: the digits metric alone on digits (a
+    generator whose samples are not finite scores FID ``inf`` and 0 classes), the trainer's
+    whole evaluation on other data."""
+    if evaluator.digits is None:
+        return dict(evaluator.evaluate(trainer.step, trainer.sampler))
+    fake = evaluator.generate(trainer.sampler)
+    if not bool(torch.isfinite(fake).all()):
+        return {FID: math.inf, CLASSES: 0.0}
+    return dict(evaluator.digits(fake).scalars())
+
+
 def train(job: Job) -> Run:
-    """Train ``job``'s configuration; the clock counts training only (the trainer's own
-    evaluations are timed out with the steps they happen at)."""
+    """Train ``job``'s configuration; the clock counts training iterations only."""
     from lipreg.train.loop import Trainer
 
     name, seed, config, setup = job
@@ -62,11 +85,10 @@ def train(job: Job) -> Run:
         evals: list[dict[str, float]] = []
         clock = 0.0
 
-        def evaluate() -> None:
-            values = evaluator.evaluate(trainer.step, trainer.sampler)
-            evals.append({"step": trainer.step, "seconds": clock, **values})
+        def record() -> None:
+            evals.append({"step": trainer.step, "seconds": clock, **evaluate(trainer, evaluator)})
 
-        evaluate()
+        record()
         rows: list[dict[str, float]] = []
         while trainer.step < config.steps:
             started = time.perf_counter()
@@ -74,22 +96,32 @@ def train(job: Job) -> Run:
             clock += time.perf_counter() - started
             if trainer.step % config.log_every == 0:
                 rows.append({"step": trainer.step, **trainer.scalars()})
-            if trainer.step % config.eval_every == 0 or trainer.step == config.steps:
-                evaluate()
+            every = config.eval_every
+            if (every and trainer.step % every == 0) or trainer.step == config.steps:
+                record()
         trainer.close()
-    return Run(name=name, seed=seed, seconds=clock, evals=evals, train=rows)
+    return Run(name=name, seed=seed, seconds=clock, evals=evals, train=rows, steps=trainer.step)
+
+
+def _single_thread() -> None:
+    torch.set_num_threads(1)
 
 
 def train_all(jobs: Sequence[Job], workers: int) -> list[Run]:
-    """:func:`train` every job, ``workers`` at a time (one thread each when ``workers > 1``),
-    printing one line per finished run; results in the order of ``jobs``."""
+    """:func:`train` every job single-threaded, ``workers`` at a time, printing one line per
+    finished run; results in the order of ``jobs``."""
     if workers == 1:
-        runs = []
-        for job in jobs:
-            runs.append(train(job))
-            _report(runs[-1])
-        return runs
-    with ProcessPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            runs = []
+            for job in jobs:
+                runs.append(train(job))
+                _report(runs[-1])
+            return runs
+        finally:
+            torch.set_num_threads(threads)
+    with ProcessPoolExecutor(workers, initializer=_single_thread) as pool:
         futures = [pool.submit(train, job) for job in jobs]
         for f in futures:
             _report(f.result())
@@ -100,6 +132,97 @@ def _report(run: Run) -> None:
     last = run.evals[-1]
     metrics = ", ".join(f"{k[7:]} {v:.4g}" for k, v in last.items() if k.startswith("metric/"))
     print(f"  {run.name} seed {run.seed}: {run.seconds:.0f} s; {metrics}", flush=True)
+
+
+# ---- timing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What one configuration costs here, single-threaded."""
+
+    build: float  #: seconds to build the trainer (data, models, lam/gamma estimates)
+    iteration: float  #: wall seconds per training iteration
+    cpu: float  #: CPU seconds of this process per iteration (a quiet machine's wall time)
+    evaluation: float  #: seconds per evaluation
+
+
+def probe(config: TrainConfig, iterations: int, warmup: int = 1) -> Probe:
+    """Time ``iterations`` training iterations of ``config`` after ``warmup`` ones, and one
+    evaluation, in this process with one thread. CPU time approximates the wall time of a
+    quiet machine, where other processes do not take turns on the core."""
+    from lipreg.train.loop import Trainer
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory() as out:
+            started = time.perf_counter()
+            trainer = Trainer(dataclasses.replace(config, out=out, progress=False))
+            build = time.perf_counter() - started
+            for _ in range(warmup):
+                trainer.iteration()
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(iterations):
+                trainer.iteration()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            evaluator = trainer.evaluator(Path(out))
+            started = time.perf_counter()
+            evaluate(trainer, evaluator)
+            evaluation = time.perf_counter() - started
+            trainer.close()
+    finally:
+        torch.set_num_threads(threads)
+    return Probe(build, wall / iterations, cpu / iterations, evaluation)
+
+
+def estimate(jobs: Sequence[Job], probes: dict[str, Probe], workers: int) -> tuple[float, float]:
+    """Minutes the ``jobs`` take on ``workers`` cores: ``(from CPU times, from wall times)``
+    of the ``probes`` (by job name): steps times the time per iteration, plus the build and
+    every evaluation, divided among the workers."""
+    totals = [0.0, 0.0]
+    for name, _, config, _ in jobs:
+        p = probes[name]
+        evals = 1 + math.ceil(config.steps / config.eval_every) if config.eval_every else 2
+        fixed = p.build + evals * p.evaluation
+        totals[0] += fixed + config.steps * p.cpu
+        totals[1] += fixed + config.steps * p.iteration
+    return totals[0] / workers / 60, totals[1] / workers / 60
+
+
+def announce(
+    jobs: Sequence[Job], probes: dict[str, Probe], workers: int, plan: dict[str, int] | None = None
+) -> None:
+    """Print every setting's measured times (and its steps in ``plan``) and the estimated
+    duration of ``jobs`` on ``workers`` cores."""
+    for name, p in probes.items():
+        steps = "" if plan is None else f" -> {plan[name]} steps"
+        print(
+            f"  {name}: {1e3 * p.iteration:.0f} ms per iteration ({1e3 * p.cpu:.0f} ms CPU), "
+            f"evaluation {p.evaluation:.1f} s, build {p.build:.1f} s{steps}"
+        )
+    quiet, now = estimate(jobs, probes, workers)
+    print(
+        f"estimated duration: {quiet:.0f} min on a quiet machine (from CPU times), "
+        f"{now:.0f} min at this machine's current load",
+        flush=True,
+    )
+
+
+def record(
+    script: str, argv: Sequence[str], probes: dict[str, Probe], **details: Any
+) -> dict[str, Any]:
+    """The ``meta`` of a study's JSON: the command, the machine, the measured times and
+    ``details`` (steps, seeds, settings, ...)."""
+    return {
+        "command": f"python benchmarks/{script} " + " ".join(argv),
+        "machine": machine(),
+        "probes": {n: dataclasses.asdict(p) for n, p in probes.items()},
+        **details,
+    }
+
+
+# ---- statistics --------------------------------------------------------------------------
 
 
 def t975(df: int) -> float:
@@ -120,7 +243,7 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
 
 def paired(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
     """Mean of ``a - b`` over seeds, the half-width of its 95 % interval and the two-sided
-    p-value of the paired t-test."""
+    p-value of the paired t-test (``nan`` when the differences do not vary: no test)."""
     from scipy.stats import ttest_rel
 
     diff = [x - y for x, y in zip(a, b, strict=True)]
@@ -129,8 +252,64 @@ def paired(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]
     return mean, half, p
 
 
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of ``pvalues`` for multiple comparisons: with the ``m``
+    finite p-values sorted, ``p_(1) <= ... <= p_(m)``, the adjusted value of ``p_(i)`` is
+    ``max_{j <= i} min(1, (m - j + 1) p_(j))``; a hypothesis is rejected at level alpha when
+    its adjusted p-value is at most alpha, which bounds the chance of any false rejection
+    among the ``m`` by alpha. ``nan`` (no test) stays ``nan`` and does not count in ``m``."""
+    tested = sorted((p, i) for i, p in enumerate(pvalues) if not math.isnan(p))
+    m = len(tested)
+    adjusted = [math.nan] * len(pvalues)
+    running = 0.0
+    for j, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - j) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def time_to(run: Run, key: str, threshold: float) -> float | None:
+    """Training seconds at ``run``'s first evaluation with ``key`` at or below
+    ``threshold``, or None if no evaluation reaches it."""
+    for row in run.evals:
+        if row[key] <= threshold:
+            return row["seconds"]
+    return None
+
+
+def by_name(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """The runs grouped by setting, in order of first appearance, each sorted by seed."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.name, []).append(run)
+    return {name: sorted(group, key=lambda r: r.seed) for name, group in groups.items()}
+
+
+def by_step(runs: Sequence[Run], key: str) -> list[tuple[float, float, float]]:
+    """``(mean seconds, mean key, half-width of key's 95 % interval)`` at each evaluation
+    step that every run of ``runs`` (one setting's seeds) made, in order."""
+    steps = sorted(set.intersection(*({row["step"] for row in r.evals} for r in runs)))
+    out = []
+    for step in steps:
+        rows = [next(row for row in r.evals if row["step"] == step) for r in runs]
+        seconds = statistics.fmean(row["seconds"] for row in rows)
+        mean, half = mean_ci([row[key] for row in rows])
+        out.append((seconds, mean, half))
+    return out
+
+
+def fmt(mean: float, half: float, digits: int = 1) -> str:
+    """``mean ± half`` (just the mean without an interval)."""
+    if math.isnan(half):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
+# ---- records -----------------------------------------------------------------------------
+
+
 def machine() -> str:
-    """One line: CPU, cores, threads, Python, torch, lipreg."""
+    """One line: CPU, cores, Python, torch, lipreg."""
     cpu = platform.processor() or platform.machine()
     with_model = ""
     try:
@@ -146,7 +325,75 @@ def machine() -> str:
     )
 
 
-def save_runs(runs: Sequence[Run], path: Path) -> None:
-    """Every run's evaluation history as JSON (the tables and plots can be redrawn from it)."""
+def save_runs(runs: Sequence[Run], path: Path, meta: dict[str, Any] | None = None) -> None:
+    """Every run's evaluation history as JSON, with ``meta`` (the command, machine, options),
+    so the tables and plots can be redrawn from it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([dataclasses.asdict(r) for r in runs], indent=1) + "\n")
+    record = {"meta": meta or {}, "runs": [dataclasses.asdict(r) for r in runs]}
+    path.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def load_runs(path: Path) -> tuple[list[Run], dict[str, Any]]:
+    """The runs and ``meta`` of :func:`save_runs`' file ``path``."""
+    record = json.loads(path.read_text())
+    return [Run(**r) for r in record["runs"]], record["meta"]
+
+
+# ---- the scripts' shared command line ----------------------------------------------------
+
+PRESET = "bwgan-digits"
+"""The task of every study: the README's main job, whose configuration the studies take."""
+
+QUICK = {
+    "width": 4,
+    "batch_size": 16,
+    "gen_batch_size": 16,
+    "eval_samples": 100,
+}
+"""``--quick``: a tiny version of the task (seconds), for smoke tests of the scripts."""
+
+
+def base_config(**overrides: Any) -> TrainConfig:
+    """The preset's configuration with ``overrides`` (the study's own choices), writing
+    nothing but what the study reads."""
+    from lipreg.train.config import PRESETS
+
+    quiet = {"tensorboard": False, "progress": False, "checkpoint_every": 0, "inception": False}
+    return TrainConfig.from_dict({**PRESETS[PRESET], **quiet, **overrides})
+
+
+def parser(
+    doc: str, steps: int, seeds: int, jobs: int, evals: int, out: str
+) -> argparse.ArgumentParser:
+    """The options every study script takes, with its defaults."""
+    p = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--steps", type=int, default=steps, help="generator steps (%(default)s)")
+    p.add_argument("--seeds", type=int, default=seeds, help="seeds 0..N-1 (%(default)s)")
+    p.add_argument(
+        "--jobs", type=int, default=jobs, help="runs at a time, one thread each (%(default)s)"
+    )
+    p.add_argument(
+        "--evals", type=int, default=evals, help="evaluations per run after step 0 (%(default)s)"
+    )
+    p.add_argument("--out", type=Path, default=Path(out), help="output folder (%(default)s)")
+    p.add_argument(
+        "--figures",
+        type=Path,
+        help="folder for the PNGs (default: OUT), e.g. docs/img for the documentation",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="measure the time per iteration, print the estimated duration and stop",
+    )
+    p.add_argument(
+        "--redraw",
+        action="store_true",
+        help="redraw the tables and plots from OUT's saved JSON without training",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="a tiny version in seconds (2 steps, 2 seeds)"
+    )
+    return p

@@ -26,6 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
 SCRIPTS = sorted(p for p in (DOCS / "scripts").glob("*.py") if not p.name.startswith("_"))
+# Scripts whose pictures pages may show: the picture scripts and the benchmarks (the quality
+# studies draw their figures from their measurements, e.g. with --figures docs/img).
+PICTURE_SOURCES = SCRIPTS + sorted(
+    p for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_")
+)
 
 # A fence opens with ``` and a language word and closes with ``` at the same indentation
 # (blocks inside admonitions and list items are indented).
@@ -129,7 +134,7 @@ def test_nav_lists_every_page_and_only_existing_ones() -> None:
 
 
 def test_every_picture_exists_and_comes_from_a_script() -> None:
-    scripts = "".join(p.read_text() for p in SCRIPTS)
+    scripts = "".join(p.read_text() for p in PICTURE_SOURCES)
     pictures = {
         (page.parent / link).resolve()
         for page in PAGES
@@ -138,7 +143,16 @@ def test_every_picture_exists_and_comes_from_a_script() -> None:
     assert pictures, "the pages show no picture"
     for picture in pictures:
         assert picture.exists(), picture
-        assert f"{picture.name}" in scripts, f"no script in docs/scripts writes {picture.name}"
+        assert picture.name in scripts, (
+            f"no script in docs/scripts or benchmarks writes {picture.name}"
+        )
+
+
+def test_the_quality_studies_count_as_picture_scripts() -> None:
+    """docs/studies.md may show the figures that the studies write with --figures docs/img."""
+    sources = "".join(p.read_text() for p in PICTURE_SOURCES)
+    for name in ("norm_study_sobolev.png", "norm_study_lp.png", "method_race.png"):
+        assert name in sources, name
 
 
 @pytest.mark.slow

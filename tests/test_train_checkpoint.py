@@ -53,10 +53,48 @@ def r3gan_config(out: Path, **overrides: object) -> TrainConfig:
     return toy_config(out, loss="rpgan", penalty="r1r2", gamma=1.0, **schedules, **overrides)
 
 
+def clip_config(out: Path, **overrides: object) -> TrainConfig:
+    """The toy run with WGAN weight clipping instead of a penalty."""
+    return toy_config(out, penalty="none", constraint="clip:c=0.1", **overrides)
+
+
+def sn_config(out: Path, **overrides: object) -> TrainConfig:
+    """The image run with power-iteration spectral normalisation (whose vectors u, v change
+    at every critic forward) and the hinge loss."""
+    plain = {"penalty": "none", "loss": "hinge", "norm": "l2", "lam": 10.0, "gamma": 1.0}
+    return image_config(out, constraint="sn", **plain, **overrides)
+
+
+def sn_fft_gp_config(out: Path, **overrides: object) -> TrainConfig:
+    """The image run (W^{-3/2,2} penalty, auto lam and gamma) under FFT spectral norms."""
+    return image_config(out, constraint="sn:conv=fft", **overrides)
+
+
+def ctransform_config(out: Path, **overrides: object) -> TrainConfig:
+    """The image run with the c-transform in W^{-3/2,2}."""
+    return image_config(out, penalty="none", loss="ctransform", lam=10.0, gamma=1.0, **overrides)
+
+
 @pytest.mark.parametrize(
     ("make", "signum"),
-    [(toy_config, signal.SIGTERM), (image_config, signal.SIGINT), (r3gan_config, signal.SIGTERM)],
-    ids=["toy-SIGTERM", "images-SIGINT", "r3gan-schedules-SIGTERM"],
+    [
+        (toy_config, signal.SIGTERM),
+        (image_config, signal.SIGINT),
+        (r3gan_config, signal.SIGTERM),
+        (clip_config, signal.SIGTERM),
+        (sn_config, signal.SIGINT),
+        (sn_fft_gp_config, signal.SIGTERM),
+        (ctransform_config, signal.SIGINT),
+    ],
+    ids=[
+        "toy-SIGTERM",
+        "images-SIGINT",
+        "r3gan-schedules-SIGTERM",
+        "clip-SIGTERM",
+        "sn-SIGINT",
+        "sn-fft-gp-SIGTERM",
+        "ctransform-SIGINT",
+    ],
 )
 def test_resume_continues_exactly(tmp_path: Path, make, signum: int) -> None:  # type: ignore[no-untyped-def]
     steps = 6

@@ -20,6 +20,7 @@ from lipreg.losses import LOSSES
 from lipreg.norms import parse_norm
 from lipreg.train.config import (
     CRITIC_SCALES,
+    LOSS_CHOICES,
     LR_DECAYS,
     MODELS,
     PRECISIONS,
@@ -27,6 +28,8 @@ from lipreg.train.config import (
     PRESETS,
     TrainConfig,
 )
+from lipreg.train.constraints import KINDS, parse_constraint
+from lipreg.train.ctransform import FORMULA as CTRANSFORM_FORMULA
 from lipreg.train.data import DATASETS
 from lipreg.train.penalties import PENALTIES
 
@@ -52,6 +55,8 @@ examples:
   lipreg train --preset bwgan-cifar10 --download   # fetches CIFAR-10 once into the cache
   lipreg train --preset bwgan-cifar10 --data-root ~/data --inception-weights inception.pth
   lipreg train --data digits --loss rpgan --penalty r1r2 --gamma 0.05 --norm sobolev:s=1
+  lipreg train --data digits --penalty none --constraint sn:conv=fft --loss hinge
+  lipreg train --data digits --penalty none --loss ctransform --norm sobolev:s=-1.5
   lipreg train --resume runs/lipreg            # continue an interrupted run exactly
 """
 
@@ -104,6 +109,13 @@ def _norm(text: str) -> str:
     try:
         return parse_norm(text).spec
     except (TypeError, ValueError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _constraint(text: str) -> str:
+    try:
+        return parse_constraint(text).spec
+    except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
@@ -212,10 +224,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     pen = p.add_argument_group("objective and penalty")
     pen.add_argument(
         "--loss",
-        choices=["auto", *LOSSES],
+        choices=LOSS_CHOICES,
         help="the losses of critic and generator: "
         + "; ".join(f"{k}: {v.formula}" for k, v in LOSSES.items())
-        + "; auto: wgan with gp, lp, dragan and fd, ns with r1, r2 and r1r2 "
+        + f"; ctransform: {CTRANSFORM_FORMULA}; auto: wgan with gp, lp, dragan and fd and with "
+        "--penalty none under a --constraint, ns with r1, r2, r1r2 and with no regulariser "
         f"{_default('loss')}",
     )
     pen.add_argument(
@@ -279,6 +292,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--gamma 1; with --gamma auto, lam and gamma are estimated once from up to 10000 real "
         "samples before training); none: D = f, the paper's reference code. Penalties "
         f"without a Lipschitz constant (r1, r2) are never scaled {_default('critic_scale')}",
+    )
+    pen.add_argument(
+        "--constraint",
+        type=_constraint,
+        metavar="SPEC",
+        help="a hard constraint on the critic's weights, alone (--penalty none) or with a "
+        "penalty: "
+        + "; ".join(f"{k}: {v}" for k, v in KINDS.items())
+        + f" {_default('constraint')}",
     )
     pen.add_argument(
         "--lazy-every",

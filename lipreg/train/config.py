@@ -15,6 +15,7 @@ from typing import Any
 
 from lipreg.losses import LOSSES
 from lipreg.norms import parse_norm
+from lipreg.train.constraints import parse_constraint
 from lipreg.train.data import DEFAULT_IMAGE_DATASET
 
 
@@ -42,6 +43,7 @@ class TrainConfig:
     drift: float = 0.0
     lazy_every: int = 1
     critic_scale: str = "gamma"
+    constraint: str = "none"
     # optimisation
     steps: int = 1000
     n_critic: int = 5
@@ -99,12 +101,14 @@ class TrainConfig:
         resumed); otherwise ``ValueError`` naming the first bad option."""
         for problem in _problems(self):
             raise ValueError(problem)
-        return dataclasses.replace(self, norm=parse_norm(self.norm).spec)
+        return dataclasses.replace(
+            self, norm=parse_norm(self.norm).spec, constraint=parse_constraint(self.constraint).spec
+        )
 
 
 # Options added after checkpoints existed, with the value that older checkpoints ran with.
-# Before --loss, every run trained the Wasserstein loss.
-SAVED_DEFAULTS: dict[str, Any] = {"critic_scale": "none", "loss": "wgan"}
+# Before --loss, every run trained the Wasserstein loss; before --constraint, none was applied.
+SAVED_DEFAULTS: dict[str, Any] = {"critic_scale": "none", "loss": "wgan", "constraint": "none"}
 
 # Options that may differ between a run and its resumption: they change what is written or
 # where it runs, not the sequence of updates (the device does on GPU; on CPU it is exact),
@@ -162,8 +166,8 @@ def _problems(c: TrainConfig) -> list[str]:
     if not (0.0 <= c.ema < 1.0):
         out.append(f"--ema must be a decay in [0, 1) (0 turns the average off), got {c.ema}")
     out += _schedule_problems(c)
-    if c.loss not in ("auto", *LOSSES):
-        out.append(f"--loss must be one of {['auto', *LOSSES]}, got {c.loss!r}")
+    if c.loss not in LOSS_CHOICES:
+        out.append(f"--loss must be one of {list(LOSS_CHOICES)}, got {c.loss!r}")
     elif c.loss == "rpgan" and c.gen_batch_size % c.batch_size:
         out.append(
             "--loss rpgan pairs every generated sample of a generator step with a real one, "
@@ -192,6 +196,10 @@ def _problems(c: TrainConfig) -> list[str]:
         parse_norm(c.norm)
     except (TypeError, ValueError) as e:
         out.append(f"--norm: {e}")
+    try:
+        parse_constraint(c.constraint)
+    except ValueError as e:
+        out.append(f"--constraint: {e}")
     return out
 
 
@@ -215,6 +223,9 @@ def _schedule_problems(c: TrainConfig) -> list[str]:
 
 
 MODELS = ("auto", "resnet", "dcgan", "mlp")
+# The score losses of lipreg.losses, and the c-transform critic (lipreg.CTransformLoss), which
+# takes the critic itself rather than its scores (lipreg.train.ctransform).
+LOSS_CHOICES = ("auto", *LOSSES, "ctransform")
 CRITIC_SCALES = ("gamma", "none")
 LR_DECAYS = ("linear", "cosine", "none")
 PRECISIONS = ("32", "bf16", "fp16")

@@ -40,6 +40,8 @@ from lipreg.scaling import GammaScale, scale_by_gamma
 from lipreg.train import checkpoint
 from lipreg.train.batches import Batches
 from lipreg.train.config import RUNTIME_FIELDS, TrainConfig, _option
+from lipreg.train.constraints import Constraint
+from lipreg.train.ctransform import CTransformObjective
 from lipreg.train.data import load_dataset
 from lipreg.train.distributed import (
     Context,
@@ -52,7 +54,13 @@ from lipreg.train.distributed import (
 )
 from lipreg.train.evaluate import Evaluator
 from lipreg.train.models import build_models
-from lipreg.train.objectives import estimates_wasserstein, objective, resolved, warn_pairing
+from lipreg.train.objectives import (
+    check_method,
+    estimates_wasserstein,
+    objective,
+    resolved,
+    warn_pairing,
+)
 from lipreg.train.penalties import PENALTIES, build_penalty, check_norm
 from lipreg.train.scalars import ScalarLog
 from lipreg.train.schedules import Schedule, zero_centred
@@ -172,6 +180,7 @@ class Trainer:
         ctx: Context | None = None,
     ) -> None:
         self.config = c = resolved(config.checked())
+        check_method(c)
         warn_pairing(c)
         self.loss = objective(c)
         self.schedule = Schedule(c)
@@ -199,6 +208,8 @@ class Trainer:
         check_norm(c.norm, self.data.sample_shape)
         torch.manual_seed(c.seed)  # the same initial weights on every process
         g, d, self.z_dim = build_models(c.model, self.data.sample_shape, c.width, c.z_dim)
+        # before the optimiser: spectral normalisation replaces the critic's weights
+        self.constraint = Constraint(c.constraint, d, self.data.sample_shape)
         self.g, self.d = g.to(self.device), d.to(self.device)
         self.generator, self.critic = wrap(self.g, self.ctx), wrap(self.d, self.ctx)
         self.ema = (
@@ -211,6 +222,7 @@ class Trainer:
         betas = (float(c.betas[0]), float(c.betas[1]))
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=c.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=c.lr, betas=betas)
+        self.constraint.attach(self.opt_d)
         self.sched_g = LambdaLR(self.opt_g, self.schedule.lr_factor)
         self.sched_d = LambdaLR(self.opt_d, self.schedule.lr_factor)
         self.amp_dtype = _AMP_DTYPES[c.precision]
@@ -270,33 +282,42 @@ class Trainer:
     def critic_backward(self, real: Tensor, fake: Tensor) -> None:
         """The critic loss on ``real`` and ``fake`` ``[B, ...]``, backpropagated into the
         critic's gradients (scaled under fp16)."""
-        with self.autocast():
-            d_real, d_fake = self.critic(real), self.critic(fake)
-            d_loss = self.loss.critic(d_real, d_fake) + self.penalty(self.critic, real, fake)
+        with self.autocast(), self.constraint.normalised_once():
+            if isinstance(self.loss, CTransformObjective):
+                d_loss, d_real = self.loss.critic(self.critic, real, fake)
+                gap = -d_loss.detach()  # W_hat = mean D(real) + mean D^c(fake)
+            else:
+                d_real, d_fake = self.critic(real), self.critic(fake)
+                d_loss = self.loss.critic(d_real, d_fake) + self.penalty(self.critic, real, fake)
+                gap = d_real.detach().mean() - d_fake.detach().mean()
             d_loss = d_loss + self.config.drift * d_real.float().square().mean()
-        self.scaler_d.scale(d_loss).backward()
-        self.last = {
-            "loss/critic": d_loss.detach(),
-            "critic_gap": d_real.detach().mean() - d_fake.detach().mean(),
-        }
+        torch.autograd.backward(self.scaler_d.scale(d_loss))
+        self.last = {"loss/critic": d_loss.detach(), "critic_gap": gap}
 
     def generator_step(self) -> None:
         """One generator update on the loss's generator side (``-E D(G(z))`` for WGAN), then
         the weight average. The relativistic loss scores as many fresh real samples, drawn
-        as whole real batches."""
+        as whole real batches; the c-transform measures the fakes against one fresh real
+        batch."""
         n = self.config.gen_batch_size // self.ctx.world
-        real = None
-        if self.loss.relativistic:
-            batches = [next(self.batches) for _ in range(n // self.batches.batch_size)]
+        loss, real = self.loss, None
+        if isinstance(loss, CTransformObjective) or loss.relativistic:
+            count = 1 if isinstance(loss, CTransformObjective) else n // self.batches.batch_size
+            batches = [next(self.batches) for _ in range(count)]
             real = torch.cat(batches).to(self.device, non_blocking=True)
         z = torch.randn(n, self.z_dim, device=self.device)
         with self.autocast(), frozen(self.d):
-            d_fake = self.d(self.generator(z))
-            d_real = None
-            if real is not None:
-                with torch.no_grad():
-                    d_real = self.d(real)
-            g_loss = self.loss.generator(d_real, d_fake)
+            fake = self.generator(z)
+            if isinstance(loss, CTransformObjective):
+                assert real is not None
+                g_loss = loss.generator(self.d, real, fake)
+            else:
+                d_fake = self.d(fake)
+                d_real = None
+                if real is not None:
+                    with torch.no_grad():
+                        d_real = self.d(real)
+                g_loss = loss.generator(d_real, d_fake)
         self.opt_g.zero_grad(set_to_none=True)
         torch.autograd.backward(self.scaler_g.scale(g_loss))
         self.scaler_g.step(self.opt_g)
@@ -457,7 +478,9 @@ class Trainer:
         print(
             f"lipreg train: {self.data!r}; generator {type(self.g).__name__} "
             f"({sizes[0]:,} parameters), critic {type(self.d).__name__} ({sizes[1]:,}); "
-            f"loss {c.loss}; penalty {_describe(self.penalty)}; {c.steps} steps on "
+            f"loss {c.loss}; penalty {_describe(self.penalty)}"
+            + ("" if c.constraint == "none" else f"; constraint {self.constraint!r}")
+            + f"; {c.steps} steps on "
             f"{self.ctx.world} x {self.device}, precision {c.precision}; writing to {c.out}"
         )
         for note in (log.tensorboard_note if log else "", evaluator.note if evaluator else ""):
@@ -482,6 +505,7 @@ class Trainer:
             "scaler_d": self.scaler_d.state_dict(),
             "penalty": self.penalty.state_dict(),
             "batches": self.batches.state_dict(),
+            "constraint": self.constraint.state_dict(),
         }
 
     def save(self, path: Path) -> None:
@@ -519,6 +543,8 @@ class Trainer:
             self.scaler_d.load_state_dict(state["scaler_d"])
             self.penalty.load_state_dict(state["penalty"])
             self.batches.load_state_dict(state["batches"])
+            # absent from checkpoints written before --constraint, which had none
+            self.constraint.load_state_dict(state.get("constraint", {}))
         except (RuntimeError, KeyError, ValueError, TypeError) as e:
             raise checkpoint.CheckpointError(
                 f"--resume: the checkpoint does not fit this run's models and optimisers: {e}"

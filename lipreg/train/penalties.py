@@ -2,7 +2,8 @@
 
 Every one is called as ``penalty(critic, real, fake)`` in the critic loss and leaves detached
 statistics in ``penalty.stats``. ``--lazy-every K`` wraps any of them in
-:class:`lipreg.Lazy` (evaluated on every K-th critic step, times K; StyleGAN2).
+:class:`lipreg.Lazy` (evaluated on every K-th critic step, times K; StyleGAN2). ``none``
+adds nothing: the critic is then bounded by a ``--constraint`` or by the c-transform loss.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from lipreg import BanachGP, BanachR1, BanachR1R2, BanachR2, FiniteDifferenceGP, Lazy, parse_norm
 from lipreg.derivative import Engine
@@ -60,6 +61,13 @@ def _zero_centred(
     return build
 
 
+class NoPenalty(nn.Module):
+    """``--penalty none``: the zero penalty, ``penalty(critic, real, fake) = 0``."""
+
+    def forward(self, critic: object, real: Tensor, fake: Tensor) -> Tensor:
+        return real.new_zeros(())
+
+
 def _finite_difference(c: TrainConfig, scaler: Scaler, engine: Engine) -> nn.Module:
     return FiniteDifferenceGP(norm=c.norm, lam=c.lam, gamma=c.gamma)  # type: ignore[arg-type]
 
@@ -97,6 +105,12 @@ PENALTIES: dict[str, PenaltyKind] = {
     "r1r2": PenaltyKind(
         "BanachR1R2, R1 + R2 with one weight --gamma (R3GAN, Huang et al. 2024)",
         _zero_centred(BanachR1R2),
+        lipschitz=False,
+    ),
+    "none": PenaltyKind(
+        "no penalty: the critic is bounded by --constraint (clip, sn) or by --loss ctransform, "
+        "or not at all (a plain GAN with --loss ns, hinge or rpgan)",
+        lambda c, scaler, engine: NoPenalty(),
         lipschitz=False,
     ),
 }

@@ -1,0 +1,261 @@
+"""The paper's norm study on the digits: which Banach space suits the data.
+
+Banach Wasserstein GAN (Adler & Lunz 2018) sweeps the norm of the critic's penalty: W^{s,2}
+for s in [-2, 2] and L^p for p in (1, 10], and reports quality curves on CIFAR-10 and
+CelebA. This script runs the same sweep on the README's main job (the preset bwgan-digits:
+scikit-learn's digits at 16x16, the DCGAN pair, BanachGP with lam and gamma estimated from
+the data, the critic as D = gamma * f), each norm over the same seeds, steps and models,
+plus WGAN-GP (L^2, lam 10, gamma 1) as the baseline, and scores every run with the digits
+quality metric (digits FID, classes reached; docs/metrics.md).
+
+Every setting is the preset with its norm (and lam, gamma) changed; the study's own choices
+(steps, evaluations) are in ``study_overrides``. Runs with the same seed share the data
+order, the initial weights and the noise, so the differences to WGAN-GP are paired by seed:
+the table gives their mean with a 95 % t interval and the p-value of the paired t-test, and
+Holm's correction across the 12 comparisons of each metric says which differences are
+significant at the 5 % level.
+
+Outputs in --out: norm_study.json (every run's evaluation history; --redraw reads it back),
+norm_study.md (the tables), and in --figures (default: --out) norm_study_sobolev.png and
+norm_study_lp.png (the metrics against s and p: mean with 95 % interval bars, WGAN-GP as a
+horizontal band). --dry-run measures the time per iteration and prints the estimated
+duration only.
+
+    python benchmarks/norm_study.py --out runs/norm-study          # the full study
+    python benchmarks/norm_study.py --quick --out /tmp/norm-quick  # a tiny version, seconds
+    python benchmarks/norm_study.py --redraw --out runs/norm-study # tables and plots again
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import _study
+from _study import CLASSES, FID, Run
+
+SOBOLEV_S = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)
+LP_P = (1.3, 2.0, 4.0, 10.0)
+BASELINE = "WGAN-GP"
+METRICS = {FID: ("digits FID", "lower"), CLASSES: ("classes reached", "higher")}
+
+STEPS, SEEDS, JOBS, EVALS = 800, 5, 2, 10
+"""Defaults: 65 runs of 800 steps, two at a time, take about 80 minutes on 2 quiet cores at the
+per-iteration times measured for docs/studies.md (the issue's budget is 90)."""
+
+
+def sobolev(s: float) -> str:
+    return f"W^{{{s:g},2}}"
+
+
+def lebesgue(p: float) -> str:
+    return f"L^{p:g}"
+
+
+def settings() -> dict[str, dict[str, Any]]:
+    """Every setting's changes to the preset: WGAN-GP, then the W^{s,2} and L^p sweeps."""
+    auto = {"lam": "auto", "gamma": "auto"}
+    out: dict[str, dict[str, Any]] = {BASELINE: {"norm": "l2", "lam": 10.0, "gamma": 1.0}}
+    out |= {sobolev(s): {"norm": f"sobolev:s={s:g},p=2,c=5", **auto} for s in SOBOLEV_S}
+    out |= {lebesgue(p): {"norm": f"lp:p={p:g}", **auto} for p in LP_P}
+    return out
+
+
+def study_overrides(steps: int, evals: int, quick: bool) -> dict[str, Any]:
+    """The study's own choices on top of the preset (all in one place)."""
+    return {
+        "steps": steps,
+        "eval_every": max(1, steps // evals),
+        "log_every": max(1, steps // evals),
+        **(_study.QUICK if quick else {}),
+    }
+
+
+# ---- report ------------------------------------------------------------------------------
+
+
+def finite(values: Sequence[float]) -> list[float]:
+    return [v for v in values if math.isfinite(v)]
+
+
+def cell(values: Sequence[float]) -> str:
+    """Mean ± 95 % half-width over the finite values, and how many diverged."""
+    ok = finite(values)
+    if not ok:
+        return f"diverged ({len(values)}/{len(values)})"
+    text = _study.fmt(*_study.mean_ci(ok))
+    return text if len(ok) == len(values) else f"{text} (diverged {len(values) - len(ok)})"
+
+
+def comparisons(groups: dict[str, list[Run]], key: str) -> dict[str, tuple[float, float, float]]:
+    """Per setting but the baseline: the paired difference to WGAN-GP in ``key`` over the seeds
+    both finished with finite values (mean, half-width, p-value)."""
+    base = {r.seed: r.final(key) for r in groups[BASELINE]}
+    out = {}
+    for name, runs in groups.items():
+        if name == BASELINE:
+            continue
+        pairs = [
+            (r.final(key), base[r.seed])
+            for r in runs
+            if r.seed in base and math.isfinite(r.final(key)) and math.isfinite(base[r.seed])
+        ]
+        if len(pairs) < 2:
+            out[name] = (math.nan, math.nan, math.nan)
+            continue
+        a, b = zip(*pairs, strict=True)
+        out[name] = _study.paired(a, b)
+    return out
+
+
+def verdict(diff: float, adjusted: float, better: str) -> str:
+    if math.isnan(adjusted) or adjusted > 0.05:
+        return "no"
+    good = diff < 0 if better == "lower" else diff > 0
+    return "yes, better" if good else "yes, worse"
+
+
+def report(runs: list[Run], meta: dict[str, Any]) -> str:
+    """The Markdown tables of ``runs``."""
+    groups = _study.by_name(runs)
+    seeds = len(groups[BASELINE])
+    lines = [
+        "# Norm study on the digits",
+        "",
+        f"`{meta.get('command', '')}`",
+        "",
+        f"Machine: {meta.get('machine', '?')}. Preset `{_study.PRESET}`, "
+        f"{meta.get('steps', '?')} generator steps, {seeds} seeds, digits metric on "
+        f"{meta.get('eval_samples', '?')} samples of the weight average at the last step.",
+        "",
+        "## Quality at the last step (mean ± 95 % t interval over seeds)",
+        "",
+        "| setting | lam | gamma | digits FID | classes reached |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, group in groups.items():
+        constants = []
+        for key in ("lam", "gamma"):
+            values = [r.train[-1][key] for r in group if r.train and key in r.train[-1]]
+            constants.append(f"{sum(values) / len(values):.3g}" if values else "")
+        quality = [cell([r.final(key) for r in group]) for key in METRICS]
+        lines.append(f"| {name} | {' | '.join(constants)} | {' | '.join(quality)} |")
+    for key, (label, better) in METRICS.items():
+        diffs = comparisons(groups, key)
+        adjusted = dict(zip(diffs, _study.holm([p for _, _, p in diffs.values()]), strict=True))
+        lines += [
+            "",
+            f"## {label}: difference to {BASELINE}, paired by seed ({better} is better)",
+            "",
+            "| setting | difference | p (paired t-test) | p (Holm) | significant at 5 % |",
+            "| --- | ---: | ---: | ---: | --- |",
+        ]
+        for name, (diff, half, p) in diffs.items():
+            shown = _study.fmt(diff, half, 2)
+            sig = verdict(diff, adjusted[name], better)
+            lines.append(f"| {name} | {shown} | {p:.3g} | {adjusted[name]:.3g} | {sig} |")
+        significant = [
+            n for n, (d, _, _) in diffs.items() if verdict(d, adjusted[n], better) != "no"
+        ]
+        lines += [
+            "",
+            f"Significant after Holm's correction across the {len(diffs)} comparisons: "
+            + (", ".join(significant) if significant else "none")
+            + ". (A p-value of nan: fewer than two pairs, or differences that do not vary.)",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: list[Run], out: Path) -> list[Path]:
+    """The metrics against s and against p, WGAN-GP as a band; returns the files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    groups = _study.by_name(runs)
+    files = []
+    sweeps = (
+        ("norm_study_sobolev.png", "s in $W^{s,2}$", SOBOLEV_S, sobolev, False),
+        ("norm_study_lp.png", "p in $L^p$", LP_P, lebesgue, True),
+    )
+    for filename, xlabel, xs, name_of, log in sweeps:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+        for ax, (key, (label, better)) in zip(axes, METRICS.items(), strict=True):
+            base = finite([r.final(key) for r in groups[BASELINE]])
+            if base:
+                mean, half = _study.mean_ci(base)
+                half = 0.0 if math.isnan(half) else half
+                ax.axhspan(mean - half, mean + half, color="0.85")
+                ax.axhline(mean, color="0.4", lw=1, label=f"{BASELINE} ($L^2$, lam 10, gamma 1)")
+            points = [(x, finite([r.final(key) for r in groups.get(name_of(x), [])])) for x in xs]
+            points = [(x, _study.mean_ci(v)) for x, v in points if v]
+            if points:
+                px = [x for x, _ in points]
+                py = [m for _, (m, _) in points]
+                err = [0.0 if math.isnan(h) else h for _, (_, h) in points]
+                ax.errorbar(px, py, yerr=err, fmt="o-", capsize=3, label="lam, gamma auto")
+            if log:
+                ax.set_xscale("log")
+            ax.set_xticks(list(xs), [f"{x:g}" for x in xs])
+            ax.minorticks_off()
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(f"{label} ({better} is better)")
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=8)
+        fig.suptitle("Digits at 16x16: the norm of the penalty, mean and 95 % interval")
+        fig.tight_layout()
+        path = out / filename
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        files.append(path)
+    return files
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _study.parser(__doc__ or "", STEPS, SEEDS, JOBS, EVALS, "runs/norm-study").parse_args(
+        argv
+    )
+    out: Path = args.out
+    saved = out / "norm_study.json"
+    if args.redraw:
+        runs, meta = _study.load_runs(saved)
+    else:
+        steps, seeds, jobs = (2, 2, 1) if args.quick else (args.steps, args.seeds, args.jobs)
+        study = study_overrides(steps, args.evals, args.quick)
+        configs = {name: _study.base_config(**study, **c) for name, c in settings().items()}
+        work = [
+            (name, seed, config, None) for seed in range(seeds) for name, config in configs.items()
+        ]
+        print(f"norm study: {len(configs)} settings x {seeds} seeds, {steps} steps, {jobs} jobs")
+        print(f"machine: {_study.machine()}")
+        probes = {n: _study.probe(c, 1 if args.quick else 3) for n, c in configs.items()}
+        _study.announce(work, probes, jobs)
+        if args.dry_run:
+            return 0
+        runs = _study.train_all(work, jobs)
+        meta = _study.record(
+            "norm_study.py",
+            sys.argv[1:] if argv is None else argv,
+            probes,
+            steps=steps,
+            seeds=seeds,
+            eval_samples=configs[BASELINE].eval_samples,
+            settings=settings(),
+            study=study,
+        )
+        _study.save_runs(runs, saved, meta)
+    text = report(runs, meta)
+    (out / "norm_study.md").write_text(text)
+    files = plot(runs, args.figures or out)
+    print(text)
+    print("wrote " + ", ".join(str(p) for p in [saved, out / "norm_study.md", *files]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
