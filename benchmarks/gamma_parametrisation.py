@@ -1,63 +1,49 @@
-"""Why gamma = E||X||_B* trains slowly, measured: gamma = 1, gamma = auto with the network as
-the critic (D = f, the reference code's parametrisation), and gamma = auto with D = gamma f
-(``--critic-scale gamma``), on the same seeds, steps and models (the ``bwgan-digits`` preset).
+"""Why gamma = E||X||_B* trains slowly, measured: gamma = 1; gamma = auto with the network as
+the critic (D = f, the reference code's parametrisation); gamma = auto with D = gamma f
+(``--critic-scale gamma``); the same seeds, steps and models (the README's main job, the
+preset bwgan-digits).
 
 For each setting and seed it records the digits FID and classes reached at every evaluation,
-and the critic's slope relative to its target, ``E||dD(x_hat)||_B* / gamma`` (1 when the
-penalty is satisfied), at every logged step. Prints a Markdown table (final FID and classes,
-mean and 95 % interval over seeds; paired differences to gamma = 1) and draws both curves.
+and at every logged step the critic's slope relative to its target,
+``E||dD(x_hat)||_B* / gamma`` (1 when the penalty is met), its weight norm ``||theta||`` and
+how far Adam moved its weights since the last log, ``||theta_t - theta_{t-k}|| /
+||theta_t||``. Writes gamma_parametrisation.md (the table: final quality, mean and 95 % t
+interval over seeds, paired differences to gamma = 1) and gamma_parametrisation.png (the
+curves over the run).
 
-    python benchmarks/gamma_parametrisation.py                 # the full study (3 seeds)
-    python benchmarks/gamma_parametrisation.py --quick         # seconds: a smoke test
-    python benchmarks/gamma_parametrisation.py --redraw OUT    # tables and plots from OUT/runs.json
+    python benchmarks/gamma_parametrisation.py --out runs/gamma --figures docs/img  # ~30 min
+    python benchmarks/gamma_parametrisation.py --quick --out /tmp/gamma-quick        # seconds
+    python benchmarks/gamma_parametrisation.py --redraw --out runs/gamma             # again
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
 import statistics
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import _study
 import torch
-from _study import Job, Run, machine, mean_ci, paired, save_runs, train_all
+from _study import CLASSES, FID, Run
 
-from lipreg.train.config import PRESETS, TrainConfig
-from lipreg.train.loop import Trainer
-
-SETTINGS = {
+SETTINGS: dict[str, dict[str, Any]] = {
     "gamma = 1": {"gamma": 1.0},
     "gamma = auto, D = f": {"gamma": "auto", "critic_scale": "none"},
     "gamma = auto, D = gamma f": {"gamma": "auto", "critic_scale": "gamma"},
 }
-"""The three runs compared, as overrides of the bwgan-digits preset."""
+"""The three settings, as changes to the preset."""
 
+REFERENCE = "gamma = 1"
 FIGURE = "gamma_parametrisation.png"
+STEPS, SEEDS, JOBS, EVALS = 600, 3, 2, 6
 
 
-def base(steps: int | None, quick: bool) -> TrainConfig:
-    values = dict(PRESETS["bwgan-digits"], tensorboard=False)
-    if quick:
-        values |= {
-            "steps": 4,
-            "eval_every": 2,
-            "eval_samples": 64,
-            "batch_size": 16,
-            "gen_batch_size": 16,
-            "log_every": 1,
-            "data_size": 128,
-        }
-    if steps is not None:
-        values["steps"] = steps
-    return TrainConfig.from_dict(values)
-
-
-def probe_weights(trainer: Trainer) -> None:
-    """Log the critic's weight norm ``||theta||`` and its relative change since the last log,
-    ``||theta_t - theta_{t-k}|| / ||theta_t||`` (how far Adam moves it relative to its size)."""
+def probe_weights(trainer: Any) -> None:
+    """Log the critic's weight norm and its relative change since the previous log."""
     scalars = trainer.scalars
-    last: list[torch.Tensor] = [torch.cat([p.detach().flatten() for p in trainer.d.parameters()])]
+    last = [torch.cat([p.detach().flatten() for p in trainer.d.parameters()])]
 
     def with_weights() -> dict[str, float]:
         theta = torch.cat([p.detach().flatten() for p in trainer.d.parameters()])
@@ -65,118 +51,129 @@ def probe_weights(trainer: Trainer) -> None:
         last[0] = theta.clone()
         return {**scalars(), "critic_weight_norm": float(theta.norm()), "critic_moved": moved}
 
-    trainer.scalars = with_weights  # type: ignore[method-assign]
+    trainer.scalars = with_weights
 
 
-def jobs(config: TrainConfig, seeds: list[int]) -> list[Job]:
-    return [
-        (name, seed, dataclasses.replace(config, **overrides).checked(), probe_weights)
-        for name, overrides in SETTINGS.items()
-        for seed in seeds
+def report(runs: list[Run], meta: dict[str, Any]) -> str:
+    groups = _study.by_name(runs)
+    reference = groups[REFERENCE]
+    lines = [
+        f"Machine: {meta.get('machine', '?')}. Preset `{_study.PRESET}`, "
+        f"{meta.get('steps', '?')} generator steps, {len(reference)} seeds; ± is the half-width "
+        "of the 95 % t interval over seeds; the weight statistics are means over the second "
+        "half of the run.",
+        "",
+        "| setting | gamma | digits FID | classes reached | FID - FID(gamma = 1), paired "
+        "| critic weight norm | relative change per log interval |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-
-
-def report(runs: list[Run], out: Path) -> None:
-    by = {name: [r for r in runs if r.name == name] for name in SETTINGS}
-    reference = by["gamma = 1"]
-    print(
-        "\n| setting | digits FID | classes reached | FID - (gamma = 1), paired | "
-        "critic ||theta|| | relative change per 10 steps |"
-    )
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, group in by.items():
-        fid, fid_ci = mean_ci([r.final("metric/digits_fid") for r in group])
-        cls, cls_ci = mean_ci([r.final("metric/digits_classes") for r in group])
+    for name, group in groups.items():
+        gamma = statistics.fmean(r.train[-1]["gamma"] for r in group)
+        fid = _study.fmt(*_study.mean_ci([r.final(FID) for r in group]))
+        classes = _study.fmt(*_study.mean_ci([r.final(CLASSES) for r in group]))
         if group is reference:
             diff = "-"
         else:
-            d, half, p = paired(
-                [r.final("metric/digits_fid") for r in group],
-                [r.final("metric/digits_fid") for r in reference],
+            d, half, p = _study.paired(
+                [r.final(FID) for r in group], [r.final(FID) for r in reference]
             )
-            diff = f"{d:+.1f} ± {half:.1f} (p = {p:.2g})"
-        norm, norm_ci = mean_ci([r.train[-1]["critic_weight_norm"] for r in group])
-        # the second half of the run, when the slope has settled
-        moved, moved_ci = mean_ci(
-            [
-                statistics.fmean(row["critic_moved"] for row in r.train[len(r.train) // 2 :])
-                for r in group
-            ]
+            diff = f"{_study.fmt(d, half)} (p = {p:.2g})"
+        second_half = [r.train[len(r.train) // 2 :] for r in group]
+        norm = _study.fmt(
+            *_study.mean_ci(
+                [statistics.fmean(x["critic_weight_norm"] for x in h) for h in second_half]
+            )
         )
-        print(
-            f"| {name} | {fid:.1f} ± {fid_ci:.1f} | {cls:.1f} ± {cls_ci:.1f} | {diff} | "
-            f"{norm:.1f} ± {norm_ci:.1f} | {moved:.2e} ± {moved_ci:.1e} |"
+        moved = _study.mean_ci(
+            [statistics.fmean(x["critic_moved"] for x in h) for h in second_half]
         )
-    print(f"\n{len(reference)} seeds; ± is the half-width of the 95 % t interval; {machine()}")
-    plot(by, out / FIGURE)
-    print(f"wrote {out / FIGURE}")
+        lines.append(
+            f"| {name} | {gamma:.3g} | {fid} | {classes} | {diff} | {norm} | {moved[0]:.2e} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
-def plot(by: dict[str, list[Run]], path: Path) -> None:
+def plot(runs: list[Run], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import numpy as np
     from matplotlib import pyplot as plt
 
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
-    for name, group in by.items():
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
+    for name, group in _study.by_name(runs).items():
         steps = [e["step"] for e in group[0].evals]
-        fids = np.array([[e["metric/digits_fid"] for e in r.evals] for r in group])
-        line = ax1.plot(steps, fids.mean(0), marker=".", label=name)[0]
-        ax1.fill_between(steps, fids.min(0), fids.max(0), color=line.get_color(), alpha=0.2)
-        tsteps = [row["step"] for row in group[0].train]
-        slope = np.array([[row["dual_norm_mean"] / row["gamma"] for row in r.train] for r in group])
-        ax2.plot(tsteps, slope.mean(0), color=line.get_color(), label=name)
-        ax2.fill_between(tsteps, slope.min(0), slope.max(0), color=line.get_color(), alpha=0.2)
-        moved = np.array([[row["critic_moved"] for row in r.train] for r in group])
-        ax3.plot(tsteps, moved.mean(0), color=line.get_color(), label=name)
-    ax1.set(
-        xlabel="generator step",
-        ylabel="digits FID (lower is better)",
-        yscale="log",
-        title="sample quality (mean; band: min-max over seeds)",
-    )
-    ax2.set(
-        xlabel="generator step",
-        ylabel="E ||dD(x_hat)||_B* / gamma",
-        title="the critic's slope relative to its target 1",
-    )
-    ax2.axhline(1.0, color="grey", lw=0.8, ls="--")
-    ax3.set(
-        xlabel="generator step",
-        ylabel="||theta_t - theta_(t-10)|| / ||theta_t||",
-        yscale="log",
-        title="relative change of the critic's weights per 10 steps",
-    )
-    for ax in (ax1, ax2, ax3):
+        fids = np.array([[e[FID] for e in r.evals] for r in group])
+        line = axes[0].plot(steps, fids.mean(0), marker=".", label=name)[0]
+        axes[0].fill_between(steps, fids.min(0), fids.max(0), color=line.get_color(), alpha=0.2)
+        logged = [row["step"] for row in group[0].train]
+        for ax, values in (
+            (axes[1], [[x["dual_norm_mean"] / x["gamma"] for x in r.train] for r in group]),
+            (axes[2], [[x["critic_moved"] for x in r.train] for r in group]),
+        ):
+            v = np.array(values)
+            ax.plot(logged, v.mean(0), color=line.get_color(), label=name)
+            ax.fill_between(logged, v.min(0), v.max(0), color=line.get_color(), alpha=0.2)
+    axes[0].set(ylabel="digits FID (lower is better)", yscale="log",
+                title="sample quality (mean; band: min to max over seeds)")  # fmt: skip
+    axes[1].set(ylabel="E ||dD(x_hat)||_B* / gamma", title="the critic's slope, target 1")
+    axes[1].axhline(1.0, color="grey", lw=0.8, ls="--")
+    axes[2].set(ylabel="||theta_t - theta_(t-k)|| / ||theta_t||", yscale="log",
+                title="relative change of the critic's weights per log interval")  # fmt: skip
+    for ax in axes:
+        ax.set_xlabel("generator step")
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
-    parser.add_argument("--steps", type=int, help="generator steps (default: the preset's)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gamma"))
-    parser.add_argument("--quick", action="store_true", help="a tiny version, for smoke tests")
-    parser.add_argument("--redraw", action="store_true", help="tables and plots from OUT/runs.json")
-    args = parser.parse_args()
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _study.parser(__doc__ or "", STEPS, SEEDS, JOBS, EVALS, "runs/gamma").parse_args(argv)
+    out: Path = args.out
+    saved = out / "gamma_parametrisation.json"
     if args.redraw:
-        runs = [Run(**r) for r in json.loads((args.out / "runs.json").read_text())]
+        runs, meta = _study.load_runs(saved)
     else:
-        config = base(args.steps, args.quick)
-        seeds = list(range(1 if args.quick else args.seeds))
-        print(f"{len(SETTINGS)} settings x {len(seeds)} seeds x {config.steps} steps; {machine()}")
-        runs = train_all(jobs(config, seeds), args.jobs)
-        save_runs(runs, args.out / "runs.json")
-    report(runs, args.out)
+        steps, seeds, jobs = (2, 2, 1) if args.quick else (args.steps, args.seeds, args.jobs)
+        study = {
+            "steps": steps,
+            "eval_every": max(1, steps // args.evals),
+            "log_every": max(1, steps // 60),
+            **(_study.QUICK if args.quick else {}),
+        }
+        configs = {name: _study.base_config(**study, **c) for name, c in SETTINGS.items()}
+        work = [
+            (name, seed, config, probe_weights)
+            for seed in range(seeds)
+            for name, config in configs.items()
+        ]
+        print(f"gamma study: {len(configs)} settings x {seeds} seeds, {steps} steps, {jobs} jobs")
+        print(f"machine: {_study.machine()}")
+        probes = {n: _study.probe(c, 1 if args.quick else 3) for n, c in configs.items()}
+        _study.announce(work, probes, jobs)
+        if args.dry_run:
+            return 0
+        runs = _study.train_all(work, jobs)
+        meta = _study.record(
+            "gamma_parametrisation.py",
+            sys.argv[1:] if argv is None else argv,
+            probes,
+            steps=steps,
+            seeds=seeds,
+            settings=SETTINGS,
+            study=study,
+        )
+        _study.save_runs(runs, saved, meta)
+    text = report(runs, meta)
+    (out / "gamma_parametrisation.md").write_text(text)
+    figure = (args.figures or out) / FIGURE
+    plot(runs, figure)
+    print(text)
+    print(f"wrote {saved}, {out / 'gamma_parametrisation.md'}, {figure}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

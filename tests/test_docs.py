@@ -155,12 +155,15 @@ def test_the_quality_studies_count_as_picture_scripts() -> None:
         assert name in sources, name
 
 
+# Options that make the longer picture scripts quick.
+QUICK = {"critic_surfaces.py": ["--steps", "5"], "main_job_samples.py": ["--steps", "2"]}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
 def test_picture_scripts_run(script: Path, tmp_path: Path) -> None:
-    quick = ["--steps", "5"] if script.name == "critic_surfaces.py" else []
     subprocess.run(
-        [sys.executable, str(script), "--out", str(tmp_path), *quick],
+        [sys.executable, str(script), "--out", str(tmp_path), *QUICK.get(script.name, [])],
         check=True,
         capture_output=True,
         timeout=300,

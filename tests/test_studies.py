@@ -1,6 +1,7 @@
-"""The quality studies (benchmarks/norm_study.py, benchmarks/method_race.py) and their shared
-machinery (benchmarks/_study.py): statistics against scipy and hand computations, reports on
-hand-made histories, and smoke runs of each script with --quick (no timed assertions)."""
+"""The quality studies (benchmarks/norm_study.py, method_race.py, gamma_parametrisation.py)
+and their shared machinery (benchmarks/_study.py): statistics against scipy and hand
+computations, reports on hand-made histories, and smoke runs of each script with --quick (no
+timed assertions)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import _study  # noqa: E402
+import gamma_parametrisation  # noqa: E402
 import method_race  # noqa: E402
 import norm_study  # noqa: E402
 from _study import CLASSES, FID, Run  # noqa: E402
@@ -283,6 +285,7 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     [
         ("norm_study.py", "norm_study", ["norm_study_lp.png", "norm_study_sobolev.png"], 13),
         ("method_race.py", "method_race", ["method_race.png"], 13),
+        ("gamma_parametrisation.py", "gamma_parametrisation", ["gamma_parametrisation.png"], 3),
     ],
 )
 def test_scripts_run_quick_and_redraw_from_their_json(
@@ -307,3 +310,17 @@ def test_scripts_run_quick_and_redraw_from_their_json(
         assert "| time to FID <= 100 |" in table
         run_script(script, "--redraw", "--out", str(tmp_path), "--fid-threshold", "900")
         assert "| time to FID <= 900 |" in (tmp_path / f"{stem}.md").read_text()
+
+
+def test_the_gamma_study_logs_the_critics_weights(tmp_path: Path) -> None:
+    from lipreg.train.loop import Trainer
+
+    trainer = Trainer(dataclasses.replace(tiny(), out=str(tmp_path)))
+    gamma_parametrisation.probe_weights(trainer)
+    before = torch.cat([p.detach().flatten() for p in trainer.d.parameters()])
+    trainer.iteration()
+    values = trainer.scalars()
+    after = torch.cat([p.detach().flatten() for p in trainer.d.parameters()])
+    assert values["critic_weight_norm"] == pytest.approx(float(after.norm()))
+    assert values["critic_moved"] == pytest.approx(float((after - before).norm() / after.norm()))
+    assert "dual_norm_mean" in values  # the trainer's own scalars are still there
