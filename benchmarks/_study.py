@@ -46,7 +46,9 @@ class Run:
 
     name: str  #: the setting, e.g. "W^{-1.5,2}"
     seed: int
-    seconds: float  #: wall time of the training iterations (evaluations excluded)
+    #: CPU seconds of the training iterations, evaluations excluded: runs are single-threaded,
+    #: so this is their wall time on a quiet core, whatever else the machine runs
+    seconds: float
     evals: list[dict[str, float]]  #: the evaluation rows: step, seconds so far, metric/...
     train: list[dict[str, float]] = field(default_factory=list)  #: logged training scalars
     steps: int = 0  #: generator steps trained
@@ -72,7 +74,9 @@ def evaluate(trainer: Any, evaluator: Any) -> dict[str, float]:
 
 
 def train(job: Job) -> Run:
-    """Train ``job``'s configuration; the clock counts training iterations only."""
+    """Train ``job``'s configuration; the clock counts training iterations only, in CPU
+    seconds of this (single-threaded) process: two runs side by side on two cores, or other
+    load, do not inflate it as they would wall time."""
     from lipreg.train.loop import Trainer
 
     name, seed, config, setup = job
@@ -91,9 +95,9 @@ def train(job: Job) -> Run:
         record()
         rows: list[dict[str, float]] = []
         while trainer.step < config.steps:
-            started = time.perf_counter()
+            started = time.process_time()
             trainer.iteration()
-            clock += time.perf_counter() - started
+            clock += time.process_time() - started
             if trainer.step % config.log_every == 0:
                 rows.append({"step": trainer.step, **trainer.scalars()})
             every = config.eval_every
