@@ -304,7 +304,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--seed", type=_count, metavar="N", help=f"seed of data, weights, noise {_default('seed')}"
     )
     outs = p.add_argument_group("outputs")
-    outs.add_argument("--out", metavar="DIR", help=f"run directory {_default('out')}")
+    outs.add_argument(
+        "--out",
+        metavar="DIR",
+        help=f"run directory {_default('out')}; with --resume, the checkpoint's directory",
+    )
     outs.add_argument(
         "--log-every",
         type=_positive_int,
@@ -335,8 +339,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--resume",
         metavar="PATH",
         help="continue exactly from a checkpoint (a checkpoint.pt or its run directory) with "
-        "its settings; output options may change, and --steps (which also moves the end of the "
-        "learning-rate decay: the rate continues on the new line from the checkpoint's step)",
+        "its settings, writing where the checkpoint is unless --out is given; output options "
+        "may change, and --steps (which also moves the end of the learning-rate decay: the "
+        "rate continues on the new line from the checkpoint's step)",
     )
     outs.add_argument(
         "--inception-weights",
@@ -392,9 +397,14 @@ def parse_command(
     if resume_path is not None:
         try:
             resume = checkpoint.load(resume_path)
+            TrainConfig.from_dict(resume["config"])
         except checkpoint.CheckpointError as e:
             parser.error(str(e))
+        except ValueError as e:
+            parser.error(f"--resume: the configuration saved in {resume_path} is damaged: {e}")
         values.update(resume["config"])
+        # A copied run continues in its copy, not in the directory it was copied from.
+        values["out"] = str(checkpoint.locate(resume_path).parent)
     if preset is not None:
         values.update(PRESETS[preset])
     values.update(given)

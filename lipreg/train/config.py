@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -73,8 +75,9 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown configuration keys {unknown}; known: {sorted(known)}")
         values = dict(values)
-        if "betas" in values:
-            values["betas"] = tuple(float(b) for b in values["betas"])
+        betas = values.get("betas")
+        if isinstance(betas, (list, tuple)):  # JSON has no tuples; other types are refused
+            values["betas"] = tuple(float(b) if isinstance(b, int) else b for b in betas)
         return cls(**values).checked()
 
     def checked(self) -> TrainConfig:
@@ -121,8 +124,42 @@ def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _has_type(value: object, hint: Any) -> bool:
+    """Whether ``value`` is a plain value of the field type ``hint`` (ints count as floats,
+    booleans as neither)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, h) for h in args)
+    if origin is tuple:
+        return (
+            isinstance(value, tuple)
+            and len(value) == len(args)
+            and all(_has_type(v, h) for v, h in zip(value, args, strict=True))
+        )
+    if hint is bool or isinstance(value, bool):
+        return hint is bool and isinstance(value, bool)
+    if hint is type(None):
+        return value is None
+    return isinstance(value, (int, float) if hint is float else hint)
+
+
+def _type_problems(c: TrainConfig) -> list[str]:
+    hints = typing.get_type_hints(TrainConfig)
+    return [
+        f"{_option(f.name)} must be {_type_name(hints[f.name])}, got {getattr(c, f.name)!r}"
+        for f in fields(c)
+        if not _has_type(getattr(c, f.name), hints[f.name])
+    ]
+
+
+def _type_name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("NoneType", "None")
+
+
 def _problems(c: TrainConfig) -> list[str]:
-    out = []
+    out = _type_problems(c)
+    if out:  # the checks below compare values of the right types
+        return out
     for name in _POSITIVE_INTS:
         if getattr(c, name) < 1:
             out.append(f"{_option(name)} must be a positive integer, got {getattr(c, name)}")

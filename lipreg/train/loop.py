@@ -396,7 +396,7 @@ class Trainer:
             f"{self.device}, "
             f"precision {c.precision}; writing to {c.out}"
         )
-        for note in (log.tensorboard_note if log else "", evaluator.note if evaluator else ""):
+        for note in [*(log.notes if log else []), evaluator.note if evaluator else ""]:
             if note:
                 print(f"lipreg train: {note}")
 
@@ -428,6 +428,11 @@ class Trainer:
             checkpoint.save(path, {**self.state(), "rng": states})
 
     def _load(self, state: dict[str, Any]) -> None:
+        if state["step"] > self.config.steps:
+            raise checkpoint.CheckpointError(
+                f"--resume: the checkpoint is at step {state['step']}, beyond --steps "
+                f"{self.config.steps}; resume with --steps {state['step']} or more"
+            )
         saved = TrainConfig.from_dict(state["config"])
         differ = [
             f"{_option(k)} {getattr(saved, k)!r} (this run: {getattr(self.config, k)!r})"
@@ -459,7 +464,7 @@ class Trainer:
             raise checkpoint.CheckpointError(
                 f"--resume: the checkpoint does not fit this run's models and optimisers: {e}"
             ) from e
-        self.step = int(state["step"])
+        self.step = state["step"]
         # A new --steps moves the end of the linear decay: the rate continues on the new line
         # from this step (with --steps unchanged this is the saved rate, bit for bit).
         for opt, sched in ((self.opt_g, self.sched_g), (self.opt_d, self.sched_d)):
