@@ -187,3 +187,64 @@ def test_python_m_lipreg_train_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert (out / "checkpoint.pt").exists() and (out / "scalars.jsonl").exists()
+
+
+def _user_errors(root: Path) -> dict[str, list[str]]:
+    """Command lines with a mistake in the user's files, each set up under ``root``."""
+    from test_train_data import write_cifar
+
+    cifar = root / "cifar"
+    write_cifar(cifar)
+    refused = root / "refused"
+    write_cifar(refused)
+    (refused / "data_batch_2").write_bytes(b"cos\nsystem\n(S'true'\ntR.")
+    incomplete = root / "incomplete"
+    write_cifar(incomplete)
+    (incomplete / "data_batch_5").unlink()
+    (root / "empty").mkdir()
+    (root / "a-file").write_text("not a directory")
+    folder = root / "broken-images"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"not a png")
+    return {
+        "refused CIFAR pickle": ["--data", "cifar10", "--data-root", str(refused)],
+        "missing CIFAR batch": ["--data", "cifar10", "--data-root", str(incomplete)],
+        "missing --data-root": ["--data", "cifar10", "--data-root", str(root / "nowhere")],
+        "empty --data-root": ["--data", "cifar10", "--data-root", str(root / "empty")],
+        "--data-root a file": ["--data", "cifar10-test", "--data-root", str(root / "a-file")],
+        "missing folder": ["--data", "folder", "--data-root", str(root / "nowhere")],
+        "empty folder": ["--data", "folder", "--data-root", str(root / "empty")],
+        "unreadable image": [
+            *("--data", "folder", "--data-root", str(folder), "--image-size", "8"),
+            *("--batch-size", "1", "--gen-batch-size", "1"),
+        ],
+        "--out under a file": [*TINY, "--out", str(root / "a-file" / "run")],
+        "--out a file": [*TINY, "--out", str(root / "a-file")],
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "refused CIFAR pickle",
+        "missing CIFAR batch",
+        "missing --data-root",
+        "empty --data-root",
+        "--data-root a file",
+        "missing folder",
+        "empty folder",
+        "unreadable image",
+        "--out under a file",
+        "--out a file",
+    ],
+)
+def test_user_errors_end_in_one_line_and_status_2(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = _user_errors(tmp_path)[case]
+    if "--out" not in argv:
+        argv = [*argv, "--out", str(tmp_path / "run")]
+    err = usage_error(capsys, lambda: main([*argv, "--steps", "1", "--no-progress"]))
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("lipreg train: error: ") and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()

@@ -436,6 +436,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         parser.error(str(e))
     try:
         summary = trainer.run()
+    except OSError as e:  # unreadable data, a full disk: the user's files, not a bug
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
     finally:
         trainer.close()
     if trainer.ctx.main and summary.files:
@@ -450,6 +452,8 @@ def _compare(command: Command, parser: argparse.ArgumentParser) -> int:
         comparison = compare_norms(command.config, command.compare_norms)
     except ComparisonError as e:
         parser.error(str(e))
+    except OSError as e:
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
     for run in comparison.runs:
         print(f"lipreg train: {run.norm}: W1 = {run.w1:.4g} ({run.out})")
     if comparison.figure is not None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import pickle
 import random
 import time
 import warnings
@@ -124,6 +126,18 @@ def _advance(sched: LambdaLR) -> None:
         sched.step()
 
 
+def check_out(out: str) -> None:
+    """Raise ``ValueError`` naming ``--out`` unless ``out`` is, or can be created as, a
+    writable directory (checked without creating anything)."""
+    path = Path(out).expanduser()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"lies under the file {existing}"
+        raise ValueError(f"--out {out} {where}; give a directory for the run's outputs")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {existing} is not writable; give another directory")
+
+
 def _seed_everything(seed: int, rank: int) -> None:
     """Independent streams per (seed, rank) for Python and torch (noise and the penalty's
     interpolation weights)."""
@@ -167,8 +181,9 @@ class Trainer:
                 seed=c.seed,
                 size=c.data_size,
             )
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, OSError, pickle.UnpicklingError) as e:
             raise ValueError(f"--data {c.data}: {e}") from e
+        check_out(c.out)
         check_norm(c.norm, self.data.sample_shape)
         torch.manual_seed(c.seed)  # the same initial weights on every process
         g, d, self.z_dim = build_models(c.model, self.data.sample_shape, c.width, c.z_dim)
@@ -267,8 +282,8 @@ class Trainer:
         c, main = self.config, self.ctx.main
         out = Path(c.out)
         resumed = self.step if self.step > 0 else None
+        evaluator = self.evaluator(out) if main else None  # reads data: fails before writing
         log = ScalarLog(out, c.tensorboard, resume_step=resumed) if main else None
-        evaluator = self.evaluator(out) if main else None
         if main:
             (out / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
             self._announce(log, evaluator)
