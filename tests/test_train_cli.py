@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import one_thread, restore_threads, usage_error
+from train_helpers import one_thread, restore_threads, toy_config, usage_error
 
 from lipreg import parse_norm
 from lipreg.cli import main as lipreg_main
 from lipreg.train.cli import build_parser, main, parse_command
 from lipreg.train.config import PRESETS, TrainConfig
+from lipreg.train.loop import Trainer
 
 setup_module, teardown_module = one_thread, restore_threads
 
@@ -248,3 +249,23 @@ def test_user_errors_end_in_one_line_and_status_2(
     last = err.strip().splitlines()[-1]
     assert last.startswith("lipreg train: error: ") and "Traceback" not in err, err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--penalty", "r1", "--lam", "5"],
+        ["--penalty", "r2", "--lam", "auto"],
+        ["--penalty", "r1", "--lam", "10"],  # the default value, but given: still no effect
+    ],
+)
+def test_lam_is_refused_where_it_has_no_effect(
+    argv: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """R1 and R2 are weighted by gamma alone (as the StyleGAN adapter insists)."""
+    err = usage_error(capsys, lambda: parse_command(argv))
+    last = err.strip().splitlines()[-1]
+    assert "--lam" in last and f"--penalty {argv[1]}" in last and "--gamma" in last, last
+    assert parse_command(argv[:2]).config.penalty == argv[1]  # the default lam is fine
+    with pytest.raises(ValueError, match="--lam"):
+        Trainer(toy_config(tmp_path, penalty=argv[1], lam=5.0))

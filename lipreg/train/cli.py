@@ -19,7 +19,7 @@ from typing import Any
 from lipreg.norms import parse_norm
 from lipreg.train.config import MODELS, PRECISIONS, PRESET_HELP, PRESETS, TrainConfig
 from lipreg.train.data import DATASETS
-from lipreg.train.penalties import PENALTIES
+from lipreg.train.penalties import PENALTIES, check_lam
 
 _D = TrainConfig()
 
@@ -218,7 +218,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         type=_number(0, math.inf, open_low=False, open_high=True, auto=True),
         metavar="auto|X",
         help="penalty weight lam >= 0, or auto: lam = E||X||_B over real data (the paper's "
-        f"rule) {_default('lam')}",
+        f"rule); not for r1/r2, which --gamma weights {_default('lam')}",
     )
     pen.add_argument(
         "--gamma",
@@ -410,6 +410,7 @@ def parse_command(
     values.update(given)
     try:
         config = TrainConfig.from_dict(values)
+        check_lam(config, given="lam" in given)
     except ValueError as e:
         parser.error(str(e))
     norms: tuple[str, ...] = ()
