@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
+
+#: What ``lipreg train`` imports from the train extra (pyproject.toml), checked before it
+#: starts: some are imported only at the end of a run (plots), which must not fail then.
+#: TensorBoard, also in the extra, is optional (the run says when it is missing).
+TRAIN_MODULES = ("tqdm", "numpy", "scipy", "matplotlib", "PIL", "sklearn")
+
+
+def _missing(modules: Sequence[str]) -> str | None:
+    """The first of ``modules`` that cannot be imported (without importing any)."""
+    for name in modules:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return name
+        except (ImportError, ValueError):  # a broken package or a blocked import
+            return name
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,12 +38,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train extra: pip install 'lipreg[train]'",
     )
     _, rest = parser.parse_known_args(argv)  # "train" is the only command
+    missing = _missing(TRAIN_MODULES)
     try:
-        from lipreg.train.cli import main as train
+        if missing is None:
+            from lipreg.train.cli import main as train
+            from lipreg.train.loop import Trainer  # noqa: F401  (what a run imports first)
     except ImportError as e:
-        parser.error(
-            f"lipreg train needs the train extra ({e.name} is missing): pip install 'lipreg[train]'"
-        )
+        missing = e.name or str(e)
+    if missing is not None:
+        extra = "pip install 'lipreg[train]'"
+        parser.error(f"lipreg train needs the train extra ({missing} is missing): {extra}")
     return train(rest, prog="lipreg train")
 
 

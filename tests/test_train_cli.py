@@ -269,3 +269,25 @@ def test_lam_is_refused_where_it_has_no_effect(
     assert parse_command(argv[:2]).config.penalty == argv[1]  # the default lam is fine
     with pytest.raises(ValueError, match="--lam"):
         Trainer(toy_config(tmp_path, penalty=argv[1], lam=5.0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("missing", ["numpy", "matplotlib"])
+def test_without_the_train_extra_lipreg_train_says_how_to_install_it(missing: str) -> None:
+    """`pip install -e .` alone: the message, not a ModuleNotFoundError traceback (numpy at
+    the start, or matplotlib at the end of a run)."""
+    code = (
+        f"import sys; sys.modules[{missing!r}] = None\n"
+        "from lipreg.cli import main\nsys.exit(main(['train', '--help']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"({missing} is missing)" in done.stderr and "lipreg[train]" in done.stderr
+    assert "Traceback" not in done.stderr
