@@ -106,6 +106,7 @@ BAD_OPTIONS = [
     (["--inception-weights", "/nonexistent/pt_inception.pth"], "--inception-weights"),
     (["--preset", "bwgan-mnist"], "--preset"),
     (["--resume", "/nonexistent/run"], "--resume"),
+    (["--data", "swissroll", "--eval-samples", "5000"], "--eval-samples 5000: toy data"),
     (["--unknown-option"], "unrecognized arguments: --unknown-option"),
 ]
 if not torch.cuda.is_available():

@@ -326,7 +326,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--eval-samples",
         type=_positive_int,
         metavar="N",
-        help=f"generated and real samples per evaluation {_default('eval_samples')}",
+        help="generated and real samples per evaluation (toy data: at most 4096, whose exact "
+        f"W1 is an assignment problem) {_default('eval_samples')}",
     )
     outs.add_argument(
         "--checkpoint-every",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from lipreg.norms import parse_norm
-from lipreg.train.data import DEFAULT_IMAGE_DATASET
+from lipreg.train.data import DATASETS, DEFAULT_IMAGE_DATASET
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,18 @@ def _problems(c: TrainConfig) -> list[str]:
         parse_norm(c.norm)
     except (TypeError, ValueError) as e:
         out.append(f"--norm: {e}")
+    data = DATASETS.get(c.data)
+    if data is not None and data.kind == "toy" and c.eval_samples > W1_MAX_SAMPLES:
+        out.append(
+            f"--eval-samples {c.eval_samples}: toy data are evaluated by the exact W1 between "
+            "as many generated and real points, an assignment problem of n x n distances "
+            f"(8 n^2 bytes, time ~ n^3); use at most {W1_MAX_SAMPLES}"
+        )
     return out
+
+
+#: The most ``--eval-samples`` of toy data: their exact W1 takes seconds at 4096 points.
+W1_MAX_SAMPLES = 4096
 
 
 MODELS = ("auto", "resnet", "dcgan", "mlp")
