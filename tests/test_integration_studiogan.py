@@ -165,3 +165,47 @@ def test_missing_studiogan_package_is_explained(monkeypatch: pytest.MonkeyPatch)
     out = host.Discriminator()(images, labels)["adv_output"]
     with pytest.raises(ImportError, match="run StudioGAN from its src/ directory"):
         stylegan_r1_reg(BanachR1())(out, images)
+
+
+def test_a_missing_dependency_of_studiogan_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """StudioGAN's conv2d_gradfix imports pkg_resources, which recent setuptools lack: the
+    message must say so, not blame the working directory."""
+    style_ops = tmp_path / "utils" / "style_ops"
+    style_ops.mkdir(parents=True)
+    for name in ("utils/__init__.py", "utils/style_ops/__init__.py"):
+        (tmp_path / name).write_text("")
+    (style_ops / "conv2d_gradfix.py").write_text("from pkg_resources import parse_version\n")
+    for name in [m for m in sys.modules if m == "utils" or m.startswith("utils.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, "pkg_resources", None)
+    real, labels, _ = batch()
+    images = real.requires_grad_(True)
+    out = host.Discriminator()(images, labels)["adv_output"]
+    with pytest.raises(ImportError) as info:
+        stylegan_r1_reg(BanachR1())(out, images)
+    message = str(info.value)
+    assert "pkg_resources" in message and "setuptools<82" in message, message
+    assert "src/ directory" not in message
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_interpolation_weights_are_studiogans_for_float32_images(dtype: torch.dtype) -> None:
+    """StudioGAN draws its weights with torch.rand(B, 1), in float32 whatever the images'
+    dtype; lipreg draws them in the images' dtype. Float32 images (StudioGAN's) get the same
+    weights from the same seed; float64 images other weights of the same distribution, as
+    the docs say."""
+    real, labels, fake = batch()
+    real, fake = real.to(dtype), fake.to(dtype)
+    values = []
+    for fn in (grad_penalty(BanachGP("l2", lam=1.0, gamma=1.0)), host.cal_grad_penalty):
+        torch.manual_seed(0)
+        d = host.Discriminator().to(dtype)
+        torch.manual_seed(3)
+        values.append(fn(real, labels, fake, d, "cpu").detach())  # type: ignore[operator]
+    same = torch.allclose(values[0], values[1], rtol=1e-5, atol=0)
+    assert same == (dtype == torch.float32)
+    docs = (Path(__file__).parents[1] / "docs" / "integrations" / "studiogan.md").read_text()
+    assert "float64" in docs and "float32" in docs
