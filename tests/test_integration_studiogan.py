@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import host_without_pkg_resources
 from lipreg import BanachGP, BanachR1
 from lipreg.integrations.studiogan import AdvOutput, grad_penalty, r1_reg, stylegan_r1_reg
 
@@ -172,15 +173,7 @@ def test_a_missing_dependency_of_studiogan_is_named(
 ) -> None:
     """StudioGAN's conv2d_gradfix imports pkg_resources, which recent setuptools lack: the
     message must say so, not blame the working directory."""
-    style_ops = tmp_path / "utils" / "style_ops"
-    style_ops.mkdir(parents=True)
-    for name in ("utils/__init__.py", "utils/style_ops/__init__.py"):
-        (tmp_path / name).write_text("")
-    (style_ops / "conv2d_gradfix.py").write_text("from pkg_resources import parse_version\n")
-    for name in [m for m in sys.modules if m == "utils" or m.startswith("utils.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(sys.modules, "pkg_resources", None)
+    host_without_pkg_resources(tmp_path, monkeypatch, "utils.style_ops.conv2d_gradfix")
     real, labels, _ = batch()
     images = real.requires_grad_(True)
     out = host.Discriminator()(images, labels)["adv_output"]

@@ -24,6 +24,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import host_without_pkg_resources
 from lipreg import BanachGP, input_gradient
 from lipreg.integrations.stylegan import ATTRIBUTE, BanachLoss
 
@@ -355,16 +356,8 @@ def test_a_missing_dependency_of_the_host_is_named(
 ) -> None:
     """StyleGAN3's conv2d_gradfix imports pkg_resources, which recent setuptools lack: the
     message must say so, not blame the working directory."""
-    ops = tmp_path / "torch_utils" / "ops"
-    ops.mkdir(parents=True)
-    for name in ("torch_utils/__init__.py", "torch_utils/ops/__init__.py",
-                 "torch_utils/training_stats.py", "torch_utils/ops/upfirdn2d.py"):  # fmt: skip
-        (tmp_path / name).write_text("")
-    (ops / "conv2d_gradfix.py").write_text("from pkg_resources import parse_version\n")
-    for name in [m for m in sys.modules if m == "torch_utils" or m.startswith("torch_utils.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(sys.modules, "pkg_resources", None)
+    others = ["torch_utils.training_stats", "torch_utils.ops.upfirdn2d"]
+    host_without_pkg_resources(tmp_path, monkeypatch, "torch_utils.ops.conv2d_gradfix", others)
     nets = networks("sg3")
     with pytest.raises(ImportError) as info:
         BanachLoss("cpu", **nets)

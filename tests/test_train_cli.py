@@ -177,16 +177,21 @@ def test_parser_is_an_argparse_parser_for_the_docs() -> None:
 
 
 @pytest.mark.slow
-def test_python_m_lipreg_train_runs(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    done = subprocess.run(
-        [sys.executable, "-m", "lipreg.train", *TINY, "--steps", "2", "--out", str(out)],
+def python(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in a fresh process on one thread, its output captured."""
+    return subprocess.run(
+        [sys.executable, *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
+
+
+def test_python_m_lipreg_train_runs(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = python("-m", "lipreg.train", *TINY, "--steps", "2", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert (out / "checkpoint.pt").exists() and (out / "scalars.jsonl").exists()
 
@@ -281,14 +286,7 @@ def test_without_the_train_extra_lipreg_train_says_how_to_install_it(missing: st
         f"import sys; sys.modules[{missing!r}] = None\n"
         "from lipreg.cli import main\nsys.exit(main(['train', '--help']))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    done = python("-c", code)
     assert done.returncode == 2, done.stderr
     assert f"({missing} is missing)" in done.stderr and "lipreg[train]" in done.stderr
     assert "Traceback" not in done.stderr

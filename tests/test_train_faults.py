@@ -23,18 +23,8 @@ from lipreg.train.scalars import ScalarLog
 
 setup_module, teardown_module = one_thread, restore_threads
 
-TINY = [
-    "--data",
-    "8gaussians",
-    "--data-size",
-    "64",
-    "--width",
-    "8",
-    "--batch-size",
-    "16",
-    "--log-every",
-    "1",
-]
+TINY = ["--data", "8gaussians", "--data-size", "64", "--width", "8"]
+TINY += ["--batch-size", "16", "--log-every", "1"]
 QUIET = ["--no-progress", "--no-tensorboard"]
 
 
