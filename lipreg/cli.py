@@ -24,6 +24,21 @@ def _missing(modules: Sequence[str]) -> str | None:
     return None
 
 
+def train_extra_problem() -> str | None:
+    """Why ``lipreg train`` cannot run here (a module of the train extra is missing), or
+    ``None``; checked before the trainer is imported, so that the message, not a
+    ``ModuleNotFoundError`` traceback, is what the user sees."""
+    missing = _missing(TRAIN_MODULES)
+    if missing is None:
+        try:
+            from lipreg.train.loop import Trainer  # noqa: F401  (what a run imports first)
+        except ImportError as e:
+            missing = e.name or str(e)
+    if missing is None:
+        return None
+    return f"lipreg train needs the train extra ({missing} is missing): pip install 'lipreg[train]'"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch ``lipreg COMMAND ...``; returns the exit code."""
     parser = argparse.ArgumentParser(
@@ -38,16 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train extra: pip install 'lipreg[train]'",
     )
     _, rest = parser.parse_known_args(argv)  # "train" is the only command
-    missing = _missing(TRAIN_MODULES)
-    try:
-        if missing is None:
-            from lipreg.train.cli import main as train
-            from lipreg.train.loop import Trainer  # noqa: F401  (what a run imports first)
-    except ImportError as e:
-        missing = e.name or str(e)
-    if missing is not None:
-        extra = "pip install 'lipreg[train]'"
-        parser.error(f"lipreg train needs the train extra ({missing} is missing): {extra}")
+    problem = train_extra_problem()
+    if problem is not None:
+        parser.error(problem)
+    from lipreg.train.cli import main as train
+
     return train(rest, prog="lipreg train")
 
 

@@ -277,15 +277,22 @@ def test_lam_is_refused_where_it_has_no_effect(
         Trainer(toy_config(tmp_path, penalty=argv[1], lam=5.0))
 
 
+ENTRY_POINTS = {
+    "lipreg train": "from lipreg.cli import main\nsys.exit(main(['train', '--help']))",
+    "python -m lipreg.train": "import runpy\nsys.argv = ['lipreg.train', '--help']\n"
+    "runpy.run_module('lipreg.train', run_name='__main__')",
+}
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
 @pytest.mark.parametrize("missing", ["numpy", "matplotlib"])
-def test_without_the_train_extra_lipreg_train_says_how_to_install_it(missing: str) -> None:
+def test_without_the_train_extra_lipreg_train_says_how_to_install_it(
+    missing: str, entry: str
+) -> None:
     """`pip install -e .` alone: the message, not a ModuleNotFoundError traceback (numpy at
-    the start, or matplotlib at the end of a run)."""
-    code = (
-        f"import sys; sys.modules[{missing!r}] = None\n"
-        "from lipreg.cli import main\nsys.exit(main(['train', '--help']))"
-    )
+    the start, or matplotlib at the end of a run), from either way in."""
+    code = f"import sys; sys.modules[{missing!r}] = None\n" + ENTRY_POINTS[entry]
     done = python("-c", code)
     assert done.returncode == 2, done.stderr
     assert f"({missing} is missing)" in done.stderr and "lipreg[train]" in done.stderr
