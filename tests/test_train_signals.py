@@ -12,6 +12,7 @@ import pytest
 from train_helpers import one_thread, restore_threads, toy_config, training_rows
 
 from lipreg.train import checkpoint
+from lipreg.train.cli import main
 from lipreg.train.evaluate import Evaluator
 from lipreg.train.loop import Trainer
 
@@ -107,3 +108,18 @@ def test_sigint_during_the_final_evaluation_ends_cleanly(
     summary = Trainer(toy_config(tmp_path, steps=2)).run()
     assert summary.interrupted and summary.step == 2
     assert checkpoint.load(tmp_path)["step"] == 2
+
+
+def test_ctrl_c_while_the_run_is_set_up_ends_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Building 10,000 patches or reading CIFAR-10 takes a while before the run's own
+    handlers are installed."""
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "__init__", interrupted)
+    assert main(["--data", "8gaussians", "--out", str(tmp_path / "run")]) == 130
+    assert "interrupted before training started" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -424,11 +424,20 @@ def parse_command(
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    """Run ``lipreg train`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    """Run ``lipreg train`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code
+    (130 when Ctrl-C comes before a run has installed its own handlers)."""
+    parser = build_parser(prog)
+    try:
+        return _main(argv, parser)
+    except KeyboardInterrupt:  # while data load or networks are built: nothing to save yet
+        print(f"\n{parser.prog}: interrupted before training started", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None, parser: argparse.ArgumentParser) -> int:
     from lipreg.train.checkpoint import CheckpointError
     from lipreg.train.loop import Trainer
 
-    parser = build_parser(prog)
     command = parse_command(argv, parser)
     if command.compare_norms:
         return _compare(command, parser)
