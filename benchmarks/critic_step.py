@@ -11,7 +11,7 @@ the interquartile range of the per-round ratios is printed beside each.
 
 Groups (the first row of each is its reference):
 
-- main: every method at ``--batch``, against the hand-written l2 GP. Targets of the issue:
+- main: every method at ``--batch``, against the hand-written l2 GP. The project's targets:
   Wasserstein-2 penalty <= 1.10, finite-difference penalty <= 0.75.
 - lazy: ``Lazy(..., every=16)`` against a step with no penalty, both timed over 16
   consecutive steps per round (the amortised cost; target <= 1.15), and the eager

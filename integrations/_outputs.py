@@ -3,7 +3,8 @@
 StudioGAN, R3GAN and rosinality's stylegan2-pytorch evaluate the discriminator on inputs that
 require grad and hand over its output, not the discriminator; their regularisers then take
 ``d output.sum() / d inputs``. The adapters do the same and measure that gradient with a
-lipreg norm instead of the Euclidean one.
+lipreg norm instead of the Euclidean one. The StyleGAN adapter takes the gradient itself
+(it reuses the host's forward) and needs the per-sample values the hosts report.
 """
 
 from __future__ import annotations
@@ -11,8 +12,25 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lipreg import BanachR1
 from lipreg._validation import check_batch
 from lipreg.norms import Norm
+
+
+def dual_squared(norm: Norm, gradient: Tensor, at: Tensor) -> Tensor:
+    """``||g_b||_{B*}^2`` of an input gradient ``[B, ...]`` taken at ``at`` (the base points
+    of local norms), ``[B]``, float32 at least with autocast off."""
+    with torch.autocast(at.device.type, enabled=False):
+        return norm.dual_squared(gradient, at=at.detach())
+
+
+def r1_of_gradient(penalty: BanachR1, gradient: Tensor, at: Tensor) -> tuple[Tensor, Tensor]:
+    """``(R1, squared)``: ``penalty``'s ``(gamma / 2) E ||g_b||_{B*}^2`` of the input gradient
+    ``gradient`` taken at ``at``, with its statistics recorded in ``penalty.stats`` and its
+    finiteness checked as a call of the penalty would, and the per-sample ``||g_b||_{B*}^2``
+    ``[B]``."""
+    squared = dual_squared(penalty.norm, gradient, at)
+    return penalty._from_squared_duals(squared), squared
 
 
 def squared_dual_norms(
@@ -41,8 +59,7 @@ def squared_dual_norms(
             f"{in_name}.requires_grad_(True) before the discriminator, {hint}"
         )
     (g,) = torch.autograd.grad(outputs.sum(), inputs, create_graph=True)
-    with torch.autocast(inputs.device.type, enabled=False):
-        squared = norm.dual_squared(g, at=inputs.detach())
+    squared = dual_squared(norm, g, inputs)
     if check_finite and not bool(torch.isfinite(squared).all()):
         bad = int((~torch.isfinite(squared)).sum())
         raise ValueError(

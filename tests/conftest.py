@@ -11,6 +11,7 @@ import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -293,3 +294,25 @@ def fidelity(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setitem(sys.modules, "torch_fidelity.feature_extractor_inceptionv3", module)
     seen["extractor"] = FakeExtractor
     return seen
+
+
+def host_without_pkg_resources(
+    root: Path, monkeypatch: pytest.MonkeyPatch, gradfix: str, others: Sequence[str] = ()
+) -> None:
+    """Install under ``root``, for one test, a host package whose module ``gradfix`` (dotted
+    name) imports ``pkg_resources`` as StyleGAN3's and StudioGAN's do, with ``pkg_resources``
+    missing as under setuptools >= 82; ``others`` are the package's other modules (empty).
+    The stand-in of that package is hidden until the test ends."""
+    package = gradfix.split(".")[0]
+    for name in (gradfix, *others):
+        parts = name.split(".")
+        for depth in range(1, len(parts)):
+            folder = root.joinpath(*parts[:depth])
+            folder.mkdir(exist_ok=True)
+            (folder / "__init__.py").touch()
+        body = "from pkg_resources import parse_version\n" if name == gradfix else ""
+        root.joinpath(*parts).with_suffix(".py").write_text(body)
+    for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setitem(sys.modules, "pkg_resources", None)

@@ -9,9 +9,12 @@ names it leaves to the reader's GAN (critic, real, fake, d_real, d_fake).
 from __future__ import annotations
 
 import argparse
+import ast
+import builtins
 import importlib.util
 import re
 import subprocess
+import symtable
 import sys
 import textwrap
 import types
@@ -96,6 +99,53 @@ def test_page_examples_run(page: Path, monkeypatch: pytest.MonkeyPatch, tmp_path
     run_blocks(str(page.relative_to(ROOT)), text, monkeypatch, {})
 
 
+# A block that builds on earlier ones says so in its first line, e.g. "# continuing the
+# example above"; every other block runs as shown, on its own.
+CONTINUES = re.compile(r"#\s*continu", re.IGNORECASE)
+
+
+def names_from_elsewhere(code: str) -> set[str]:
+    """The global names ``code`` reads but neither assigns, imports nor defines (builtins
+    aside), in its own body or any function or class inside it."""
+    top = symtable.symtable(code, "<block>", "exec")
+    defined = {
+        s.get_name()
+        for s in top.get_symbols()
+        if s.is_assigned() or s.is_imported() or s.is_namespace()
+    }
+    used: set[str] = set()
+    tables = [top]
+    while tables:
+        table = tables.pop()
+        used |= {
+            s.get_name()
+            for s in table.get_symbols()
+            if s.is_referenced() and (table is top or s.is_global())
+        }
+        tables += table.get_children()
+    return used - defined - set(dir(builtins))
+
+
+def test_names_from_elsewhere() -> None:
+    code = "import torch\nx = f(1)\ndef g(a):\n    return a + y + torch.ones(1)\nprint(x)\n"
+    assert names_from_elsewhere(code) == {"f", "y"}
+
+
+def test_every_block_runs_on_its_own_or_says_it_continues() -> None:
+    """A reader copies one block: it must run as shown, or say which example it continues
+    (the Lightning page's second block used Trainer from the first without a word)."""
+    problems = []
+    for page in PAGES:
+        for number, (line, code) in enumerate(python_blocks(page.read_text()), start=1):
+            names = names_from_elsewhere(code)
+            if names and not CONTINUES.match(code):
+                problems.append(
+                    f"{page.relative_to(ROOT)}: python block {number} (line {line}) uses "
+                    f"{sorted(names)} from an earlier block without saying so"
+                )
+    assert problems == []
+
+
 def test_readme_example_runs_with_a_gan_around_it(monkeypatch: pytest.MonkeyPatch) -> None:
     readme = (ROOT / "README.md").read_text()
     assert python_blocks(readme), "README.md has no python example"
@@ -109,6 +159,64 @@ def test_readme_example_runs_with_a_gan_around_it(monkeypatch: pytest.MonkeyPatc
     assert isinstance(d_loss, torch.Tensor) and d_loss.ndim == 0 and torch.isfinite(d_loss)
     d_loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in critic.parameters())
+
+
+# --- what the reader sees ----------------------------------------------------------------
+
+# Every control character but the newline: a literal TAB where "\text" lost its backslash to
+# a Python escape shows as "D(    ext{real})", and no build or test notices otherwise.
+CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+SOURCES = sorted([*(ROOT / "lipreg").rglob("*.py"), *(ROOT / "integrations").rglob("*.py")])
+
+
+def control_characters(text: str) -> list[tuple[int, str]]:
+    """``(line, character)`` of every control character of ``text`` but the newline."""
+    return [(text.count("\n", 0, m.start()) + 1, repr(m[0])) for m in CONTROL.finditer(text)]
+
+
+def docstrings_with_control_characters(source: str) -> list[int]:
+    """Lines of the module, class and function docstrings of ``source`` (as mkdocstrings
+    renders them) that hold control characters."""
+    nodes = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return [
+        getattr(node, "lineno", 1)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, nodes)
+        and control_characters(ast.get_docstring(node, clean=False) or "")
+    ]
+
+
+def test_control_characters_are_caught() -> None:
+    assert control_characters("a\n$D(\text{real})$\n") == [(2, "'\\t'")]
+    assert control_characters("plain\ntext\n") == []
+    source = 'def f():\n    r"""$\\beta$"""\n\n\nclass C:\n    """$\\beta$"""\n'
+    assert docstrings_with_control_characters(source) == [5]  # "\b" is a backspace
+
+
+@pytest.mark.parametrize(
+    "page",
+    [*PAGES, ROOT / "README.md", ROOT / "mkdocs.yml"],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_pages_hold_no_control_characters(page: Path) -> None:
+    assert control_characters(page.read_text()) == [], page
+
+
+def test_rendered_docstrings_hold_no_control_characters() -> None:
+    """The API pages render the docstrings of lipreg and its integrations."""
+    found = {
+        str(source.relative_to(ROOT)): lines
+        for source in SOURCES
+        if (lines := docstrings_with_control_characters(source.read_text()))
+    }
+    assert found == {}
+
+
+def test_pages_speak_to_their_readers() -> None:
+    """Readers of the site cannot see the project's issue tracker."""
+    for page in [*PAGES, ROOT / "README.md"]:
+        said = re.findall(r"\b(?:the|this|that) issue(?:'s)?\b", page.read_text(), flags=re.I)
+        assert said == [], (page, said)
 
 
 # --- navigation and pictures ------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import host_without_pkg_resources
 from lipreg import BanachGP, BanachR1
 from lipreg.integrations.studiogan import AdvOutput, grad_penalty, r1_reg, stylegan_r1_reg
 
@@ -165,3 +166,39 @@ def test_missing_studiogan_package_is_explained(monkeypatch: pytest.MonkeyPatch)
     out = host.Discriminator()(images, labels)["adv_output"]
     with pytest.raises(ImportError, match="run StudioGAN from its src/ directory"):
         stylegan_r1_reg(BanachR1())(out, images)
+
+
+def test_a_missing_dependency_of_studiogan_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """StudioGAN's conv2d_gradfix imports pkg_resources, which recent setuptools lack: the
+    message must say so, not blame the working directory."""
+    host_without_pkg_resources(tmp_path, monkeypatch, "utils.style_ops.conv2d_gradfix")
+    real, labels, _ = batch()
+    images = real.requires_grad_(True)
+    out = host.Discriminator()(images, labels)["adv_output"]
+    with pytest.raises(ImportError) as info:
+        stylegan_r1_reg(BanachR1())(out, images)
+    message = str(info.value)
+    assert "pkg_resources" in message and "setuptools<82" in message, message
+    assert "src/ directory" not in message
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_interpolation_weights_are_studiogans_for_float32_images(dtype: torch.dtype) -> None:
+    """StudioGAN draws its weights with torch.rand(B, 1), in float32 whatever the images'
+    dtype; lipreg draws them in the images' dtype. Float32 images (StudioGAN's) get the same
+    weights from the same seed; float64 images other weights of the same distribution, as
+    the docs say."""
+    real, labels, fake = batch()
+    real, fake = real.to(dtype), fake.to(dtype)
+    values = []
+    for fn in (grad_penalty(BanachGP("l2", lam=1.0, gamma=1.0)), host.cal_grad_penalty):
+        torch.manual_seed(0)
+        d = host.Discriminator().to(dtype)
+        torch.manual_seed(3)
+        values.append(fn(real, labels, fake, d, "cpu").detach())  # type: ignore[operator]
+    same = torch.allclose(values[0], values[1], rtol=1e-5, atol=0)
+    assert same == (dtype == torch.float32)
+    docs = (Path(__file__).parents[1] / "docs" / "integrations" / "studiogan.md").read_text()
+    assert "float64" in docs and "float32" in docs

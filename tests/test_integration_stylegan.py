@@ -7,10 +7,16 @@ penalty "r1" the adapter must reproduce the reference exactly (same seeds, same 
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
+import http.server
 import importlib
 import pickle
+import re
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +24,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import host_without_pkg_resources
 from lipreg import BanachGP, input_gradient
 from lipreg.integrations.stylegan import ATTRIBUTE, BanachLoss
 
@@ -26,6 +33,8 @@ host = importlib.import_module("stylegan_host")
 training_stats = importlib.import_module("torch_utils.training_stats")
 conv2d_gradfix = importlib.import_module("torch_utils.ops.conv2d_gradfix")
 misc = importlib.import_module("torch_utils.misc")
+dnnlib = importlib.import_module("dnnlib")
+dnnlib_util = importlib.import_module("dnnlib.util")
 
 B = 4
 
@@ -95,7 +104,9 @@ def run(
             m.zero_grad(set_to_none=True)
         call(loss, protocol, phase, batch, gain=4.0 if phase.endswith("reg") else 1.0)
         results.append(state(nets, loss))
-    reports = {k: torch.cat(v).mean() for k, v in training_stats.reports.items()}
+    # every reported value, in order: the host's statistics are per sample, so num and std
+    # in its stats.jsonl depend on how many values each report holds
+    reports = {k: torch.cat(v) for k, v in training_stats.reports.items()}
     return results, reports
 
 
@@ -112,10 +123,11 @@ def test_l2_r1_equals_host_loss(protocol: str, phases: list[str], c_dim: int) ->
         lambda n: host.ReferenceLoss(protocol, "cpu", **n, **kw), protocol, phases, c_dim
     )
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
-    # the reference's statistics are reported under the same names with the same means
+    # the reference's statistics are reported under the same names, value for value
     assert set(ref_stats) <= set(ours_stats)
     ours_named = {k: ours_stats[k] for k in ref_stats}
     torch.testing.assert_close(ours_named, ref_stats, rtol=1e-5, atol=1e-6)
+    assert ours_named["Loss/r1_penalty"].numel() == B and ours_named["Loss/D/reg"].numel() == B
     # the last phase (Dreg or Dboth) reached the critic
     assert any(g.abs().sum() > 0 for g in ours[-1]["D gradients"])
 
@@ -200,10 +212,7 @@ def test_penalty_state_travels_in_the_host_snapshot(tmp_path: Path) -> None:
     loss.accumulate_gradients("Dreg", *batch, sync=True, gain=16)
     D = nets["D"]
     assert getattr(D, ATTRIBUTE) is loss.penalty
-    # The hosts' snapshot: a pickle of deep copies in eval mode without gradients.
-    path = tmp_path / "network-snapshot-000000.pkl"
-    with open(path, "wb") as f:
-        pickle.dump({"D": copy.deepcopy(D).eval().requires_grad_(False)}, f)
+    path = _snapshot(tmp_path, D)
     fresh = networks("ada")
     resumed = BanachLoss("cpu", **fresh, penalty="gp", gamma="auto", lam="auto",
                          resume_pkl=str(path))  # fmt: skip
@@ -224,6 +233,81 @@ def test_penalty_state_travels_in_the_host_snapshot(tmp_path: Path) -> None:
     other = BanachLoss("cpu", **networks("ada"), penalty="gp", gamma="auto", lam="auto")
     other.load_state_dict(state)
     assert other.penalty.gamma == loss.penalty.gamma  # type: ignore[union-attr]
+
+
+def _snapshot(tmp_path: Path, D: nn.Module) -> Path:
+    """A host snapshot (a pickle of deep copies in eval mode without gradients)."""
+    path = tmp_path / "network-snapshot-000000.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"G": nn.Linear(1, 1), "D": copy.deepcopy(D).eval().requires_grad_(False),
+                     "G_ema": nn.Linear(1, 1)}, f)  # fmt: skip
+    return path
+
+
+@contextlib.contextmanager
+def served(directory: Path) -> Iterator[str]:
+    """An HTTP server of ``directory`` on 127.0.0.1; yields its base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_resume_pkl_may_be_a_url_as_in_the_hosts(tmp_path: Path) -> None:
+    """The hosts open --resume with dnnlib.util.open_url (paths and URLs) and read it with
+    legacy.load_network_pkl; so does the loss."""
+    nets = networks("ada")
+    loss = BanachLoss("cpu", **nets, penalty="gp", gamma="auto", lam="auto")
+    batch = [torch.randn(B, 3, 8, 8), torch.zeros(B, 0), torch.randn(B, 6), torch.zeros(B, 0)]
+    loss.accumulate_gradients("Dreg", *batch, sync=True, gain=16)
+    path = _snapshot(tmp_path, nets["D"])
+    dnnlib_util.opened.clear()
+    with served(tmp_path) as url:
+        resumed = BanachLoss("cpu", **networks("ada"), penalty="gp", gamma="auto", lam="auto",
+                             resume_pkl=f"{url}/{path.name}")  # fmt: skip
+    assert dnnlib_util.opened == [f"{url}/{path.name}"]
+    assert isinstance(resumed.penalty, BanachGP) and isinstance(loss.penalty, BanachGP)
+    assert int(resumed.penalty.calibration.count) == B
+    assert resumed.penalty.gamma == loss.penalty.gamma
+
+
+def test_resume_from_a_pretrained_network_without_a_penalty_starts_fresh(tmp_path: Path) -> None:
+    """Transfer learning from NVIDIA's snapshots: their D carries no lipreg penalty."""
+    path = _snapshot(tmp_path, host.Discriminator())
+    nets = networks("sg3")
+    with pytest.warns(UserWarning, match="no lipreg penalty.*fresh estimates") as record:
+        loss = BanachLoss("cpu", **nets, penalty="gp", gamma="auto", lam="auto",
+                          resume_pkl=str(path))  # fmt: skip
+    assert str(path) in str(record[0].message)
+    assert isinstance(loss.penalty, BanachGP) and int(loss.penalty.calibration.count) == 0
+    assert getattr(nets["D"], ATTRIBUTE) is loss.penalty
+
+
+def test_the_docs_resume_line_runs_with_and_without_resuming() -> None:
+    """The page's line goes into train.py after the host's resume block, where
+    ``c.resume_pkl`` exists only when resuming: as written it must run either way."""
+    page = (Path(__file__).parents[1] / "docs" / "integrations" / "stylegan.md").read_text()
+    lines = [
+        line.split("#")[0].strip()
+        for block in re.findall(r"```py\n(.*?)```", page, flags=re.DOTALL)
+        for line in block.splitlines()
+        if "loss_kwargs.resume_pkl" in line
+    ]
+    assert len(lines) == 2  # StyleGAN3's c, StyleGAN2-ADA's args
+    for line in lines:
+        name = line.split(".")[0]
+        for resume in (None, "https://host/network.pkl"):
+            config = dnnlib.EasyDict(loss_kwargs=dnnlib.EasyDict())
+            if resume is not None:
+                config.resume_pkl = resume
+            exec(line, {name: config})
+            assert config.loss_kwargs.resume_pkl == resume
 
 
 def test_per_sample_r1_and_the_minibatch_stddev_layer() -> None:
@@ -265,6 +349,22 @@ def test_generator_arguments_identify_the_host() -> None:
     nets = networks("ada")
     with pytest.raises(TypeError, match="G_mapping and G_synthesis"):
         BanachLoss("cpu", D=nets["D"], G_mapping=nets["G_mapping"])
+
+
+def test_a_missing_dependency_of_the_host_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """StyleGAN3's conv2d_gradfix imports pkg_resources, which recent setuptools lack: the
+    message must say so, not blame the working directory."""
+    others = ["torch_utils.training_stats", "torch_utils.ops.upfirdn2d"]
+    host_without_pkg_resources(tmp_path, monkeypatch, "torch_utils.ops.conv2d_gradfix", others)
+    nets = networks("sg3")
+    with pytest.raises(ImportError) as info:
+        BanachLoss("cpu", **nets)
+    message = str(info.value)
+    assert "pkg_resources" in message and "setuptools<82" in message, message
+    assert "torch_utils.ops.conv2d_gradfix" in message and "repository's root" not in message
+    assert not hasattr(nets["D"], ATTRIBUTE)
 
 
 def test_missing_host_package_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,6 +28,27 @@ def test_version_and_integrations_package() -> None:
     assert (Path(lipreg.__file__).parent / "py.typed").exists()
 
 
+def _extra(name: str) -> list[str]:
+    """The distribution names of an extra of pyproject.toml."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [
+        re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0] for r in project["optional-dependencies"][name]
+    ]
+
+
+def test_the_train_extra_brings_what_lipreg_train_uses() -> None:
+    """The README promises TensorBoard events; `lipreg train` checks the other modules of the
+    extra before it starts (lipreg.cli.TRAIN_MODULES, by import name)."""
+    from lipreg.cli import TRAIN_MODULES
+
+    train = _extra("train")
+    assert "tensorboard" in train
+    imports = {"pillow": "PIL", "scikit-learn": "sklearn"}
+    optional = {"tensorboard"}  # the run says when it is missing and goes on
+    assert sorted(TRAIN_MODULES) == sorted(imports.get(d, d) for d in train if d not in optional)
+
+
 MAIN_JOB_PREFIX = 'pip install -c constraints.txt -e ".[train]" && '
 
 

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import one_thread, restore_threads, usage_error
+from train_helpers import one_thread, restore_threads, toy_config, usage_error
 
 from lipreg import parse_norm
 from lipreg.cli import main as lipreg_main
 from lipreg.train.cli import build_parser, main, parse_command
 from lipreg.train.config import PRESETS, TrainConfig
+from lipreg.train.loop import Trainer
 
 setup_module, teardown_module = one_thread, restore_threads
 
@@ -114,6 +115,7 @@ BAD_OPTIONS = [
     (["--inception-weights", "/nonexistent/pt_inception.pth"], "--inception-weights"),
     (["--preset", "bwgan-mnist"], "--preset"),
     (["--resume", "/nonexistent/run"], "--resume"),
+    (["--data", "swissroll", "--eval-samples", "5000"], "--eval-samples 5000: toy data"),
     (["--unknown-option"], "unrecognized arguments: --unknown-option"),
 ]
 if not torch.cuda.is_available():
@@ -185,15 +187,123 @@ def test_parser_is_an_argparse_parser_for_the_docs() -> None:
 
 
 @pytest.mark.slow
-def test_python_m_lipreg_train_runs(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    done = subprocess.run(
-        [sys.executable, "-m", "lipreg.train", *TINY, "--steps", "2", "--out", str(out)],
+def python(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in a fresh process on one thread, its output captured."""
+    return subprocess.run(
+        [sys.executable, *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
+
+
+def test_python_m_lipreg_train_runs(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = python("-m", "lipreg.train", *TINY, "--steps", "2", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert (out / "checkpoint.pt").exists() and (out / "scalars.jsonl").exists()
+
+
+def _user_errors(root: Path) -> dict[str, list[str]]:
+    """Command lines with a mistake in the user's files, each set up under ``root``."""
+    from test_train_data import write_cifar
+
+    cifar = root / "cifar"
+    write_cifar(cifar)
+    refused = root / "refused"
+    write_cifar(refused)
+    (refused / "data_batch_2").write_bytes(b"cos\nsystem\n(S'true'\ntR.")
+    incomplete = root / "incomplete"
+    write_cifar(incomplete)
+    (incomplete / "data_batch_5").unlink()
+    (root / "empty").mkdir()
+    (root / "a-file").write_text("not a directory")
+    folder = root / "broken-images"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"not a png")
+    return {
+        "refused CIFAR pickle": ["--data", "cifar10", "--data-root", str(refused)],
+        "missing CIFAR batch": ["--data", "cifar10", "--data-root", str(incomplete)],
+        "missing --data-root": ["--data", "cifar10", "--data-root", str(root / "nowhere")],
+        "empty --data-root": ["--data", "cifar10", "--data-root", str(root / "empty")],
+        "--data-root a file": ["--data", "cifar10-test", "--data-root", str(root / "a-file")],
+        "missing folder": ["--data", "folder", "--data-root", str(root / "nowhere")],
+        "empty folder": ["--data", "folder", "--data-root", str(root / "empty")],
+        "unreadable image": [
+            *("--data", "folder", "--data-root", str(folder), "--image-size", "8"),
+            *("--batch-size", "1", "--gen-batch-size", "1"),
+        ],
+        "--out under a file": [*TINY, "--out", str(root / "a-file" / "run")],
+        "--out a file": [*TINY, "--out", str(root / "a-file")],
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "refused CIFAR pickle",
+        "missing CIFAR batch",
+        "missing --data-root",
+        "empty --data-root",
+        "--data-root a file",
+        "missing folder",
+        "empty folder",
+        "unreadable image",
+        "--out under a file",
+        "--out a file",
+    ],
+)
+def test_user_errors_end_in_one_line_and_status_2(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = _user_errors(tmp_path)[case]
+    if "--out" not in argv:
+        argv = [*argv, "--out", str(tmp_path / "run")]
+    err = usage_error(capsys, lambda: main([*argv, "--steps", "1", "--no-progress"]))
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("lipreg train: error: ") and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--penalty", "r1", "--lam", "5"],
+        ["--penalty", "r2", "--lam", "auto"],
+        ["--penalty", "r1", "--lam", "10"],  # the default value, but given: still no effect
+    ],
+)
+def test_lam_is_refused_where_it_has_no_effect(
+    argv: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """R1 and R2 are weighted by gamma alone (as the StyleGAN adapter insists)."""
+    err = usage_error(capsys, lambda: parse_command(argv))
+    last = err.strip().splitlines()[-1]
+    assert "--lam" in last and f"--penalty {argv[1]}" in last and "--gamma" in last, last
+    assert parse_command(argv[:2]).config.penalty == argv[1]  # the default lam is fine
+    with pytest.raises(ValueError, match="--lam"):
+        Trainer(toy_config(tmp_path, penalty=argv[1], lam=5.0))
+
+
+ENTRY_POINTS = {
+    "lipreg train": "from lipreg.cli import main\nsys.exit(main(['train', '--help']))",
+    "python -m lipreg.train": "import runpy\nsys.argv = ['lipreg.train', '--help']\n"
+    "runpy.run_module('lipreg.train', run_name='__main__')",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+@pytest.mark.parametrize("missing", ["numpy", "matplotlib"])
+def test_without_the_train_extra_lipreg_train_says_how_to_install_it(
+    missing: str, entry: str
+) -> None:
+    """`pip install -e .` alone: the message, not a ModuleNotFoundError traceback (numpy at
+    the start, or matplotlib at the end of a run), from either way in."""
+    code = f"import sys; sys.modules[{missing!r}] = None\n" + ENTRY_POINTS[entry]
+    done = python("-c", code)
+    assert done.returncode == 2, done.stderr
+    assert f"({missing} is missing)" in done.stderr and "lipreg[train]" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -292,6 +292,63 @@ def test_cifar_truncated_file(tmp_path: Path) -> None:
     assert "cannot read" in str(info.value) and "test_batch" in str(info.value)
 
 
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_cifar_re_saved_with_any_protocol_is_read(tmp_path: Path, protocol: int) -> None:
+    """Genuine data re-pickled by Python 3 (protocol 5 builds arrays with numpy's
+    _frombuffer, protocols 0-2 build empty bytes with bytes()) is not foreign."""
+    batches = write_cifar(tmp_path / "c", protocol=protocol)
+    path = tmp_path / "c" / "test_batch"
+    batch = {**batches["test_batch"], b"filenames": [b"", b"b.png", b""], b"batch_label": b""}
+    path.write_bytes(pickle.dumps(batch, protocol=protocol))
+    images, labels = read_cifar10(tmp_path / "c", train=False)
+    raw = batches["test_batch"][b"data"]
+    assert isinstance(raw, np.ndarray)
+    assert torch.equal(images, torch.from_numpy(raw).view(-1, 3, 32, 32))
+    assert labels.tolist() == batches["test_batch"][b"labels"]
+
+
+class _Declared:
+    """Pickles as a call of an allowed global that declares an array of ``shape``."""
+
+    def __init__(self, call: str, shape: tuple[int, ...]) -> None:
+        self.call, self.shape = call, shape
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        if self.call == "ndarray":
+            return (np.ndarray, (self.shape, np.dtype("u1")))
+        rebuild = np.zeros(1).__reduce__()[0]
+        return (rebuild, (np.ndarray, self.shape, b"B"))
+
+
+@pytest.mark.parametrize("call", ["_reconstruct", "ndarray"])
+def test_cifar_arrays_are_bounded_by_the_file_size(tmp_path: Path, call: str) -> None:
+    """A small file must not declare a large uninitialised array that passes as images."""
+    write_cifar(tmp_path / "c")
+    n = 20_000  # 61 MB of images declared by a file of about 40 kB (the labels)
+    bomb = {b"data": _Declared(call, (n, 3072)), b"labels": [0] * n}
+    path = tmp_path / "c" / "test_batch"
+    path.write_bytes(pickle.dumps(bomb, protocol=2))
+    assert path.stat().st_size < 100_000
+    with pytest.raises(pickle.UnpicklingError) as info:
+        read_cifar10(tmp_path / "c", train=False)
+    assert "test_batch" in str(info.value) and "numpy" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x80\x02c__builtin__\nbytes\nJ\x00\x00\x00@\x85R.",  # bytes(2**30): 1 GiB of zeros
+        b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x04\x00\x00\x00zlib\x86R.",
+    ],
+    ids=["bytes-of-a-size", "encode-not-latin1"],
+)
+def test_cifar_byte_globals_take_only_the_genuine_arguments(tmp_path: Path, payload: bytes) -> None:
+    write_cifar(tmp_path / "c")
+    (tmp_path / "c" / "test_batch").write_bytes(payload)
+    with pytest.raises(ForbiddenPickleError, match="test_batch"):
+        read_cifar10(tmp_path / "c", train=False)
+
+
 def test_cifar_resize_and_subset(tmp_path: Path) -> None:
     write_cifar(tmp_path / "c", n=4)
     data = load_dataset("cifar10", root=tmp_path / "c", image_size=16, size=6, seed=1)

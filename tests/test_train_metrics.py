@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import scipy.ndimage
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from lipreg.train.metrics import (
     fid_from_features,
@@ -31,7 +34,8 @@ from lipreg.train.metrics import (
     swd,
     wasserstein1,
 )
-from lipreg.train.metrics.wasserstein import _descriptors, _nhood_index
+from lipreg.train.metrics import wasserstein as wasserstein_module
+from lipreg.train.metrics.wasserstein import _crop_offsets, _Descriptors, _nhood_centres
 
 # --------------------------------------------------------------------------------------
 # exact W1
@@ -156,12 +160,14 @@ def test_laplacian_pyramid_matches_scipy_and_reconstructs(shape: tuple[int, ...]
     assert torch.allclose(up, images, atol=1e-12)
 
 
-def test_neighbourhoods_are_whole_crops() -> None:
-    """Descriptors are k x k crops of their own image, inside it, centres spread uniformly."""
+def test_neighbourhoods_are_whole_crops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Descriptors are k x k crops of their own image, inside it, centres spread uniformly;
+    normalised per channel, the same in blocks of any size."""
     n, c, h, w, k, per = 3, 2, 12, 10, 5, 400
     level = torch.arange(n * c * h * w, dtype=torch.float64).reshape(n, c, h, w)
-    index = _nhood_index(level.shape, k, per, torch.Generator().manual_seed(0))
-    crops = level[index]
+    centres = _nhood_centres(level.shape, k, per, torch.Generator().manual_seed(0))
+    corners, pattern = _crop_offsets(centres, per, level.shape, k)
+    crops = level.reshape(-1)[corners[:, None] + pattern].view(-1, c, k, k)
     assert crops.shape == (n * per, c, k, k)
     for m in range(0, n * per, 37):
         v = crops[m].long()
@@ -170,14 +176,88 @@ def test_neighbourhoods_are_whole_crops() -> None:
         assert (img == m // per).all() and (ch == torch.arange(c)[:, None, None]).all()
         assert (y == y[:, :1, :1] + torch.arange(k)[:, None]).all()  # contiguous rows
         assert (x == x[:, :1, :1] + torch.arange(k)).all()  # contiguous columns
-    centres = (crops[:, 0, k // 2, k // 2].long() % (h * w)) // w
-    assert centres.min() == k // 2 and centres.max() == h - 1 - k // 2  # every row reachable
-    desc = _descriptors(level, index)
+    rows = (crops[:, 0, k // 2, k // 2].long() % (h * w)) // w
+    assert rows.min() == k // 2 and rows.max() == h - 1 - k // 2  # every row reachable
+    descriptors = _Descriptors(level, centres, k, per)
+    raw = torch.cat([d for _, d in descriptors.raw()])
+    torch.testing.assert_close(raw, crops.flatten(1))
+    desc = (raw - descriptors.mean) / descriptors.std
     assert desc.shape == (n * per, c * k * k)
     per_channel = desc.reshape(-1, c, k * k).transpose(0, 1).reshape(c, -1)
     zeros = torch.zeros(c, dtype=torch.float64)
     assert torch.allclose(per_channel.mean(1), zeros, atol=1e-9)
     assert torch.allclose(per_channel.std(1, unbiased=False), zeros + 1)
+    monkeypatch.setattr(wasserstein_module, "BLOCK", 16 * 7 * c * k * k)
+    blocks = list(_Descriptors(level, centres, k, per).raw())
+    assert len(blocks) == math.ceil(n * per / 7) and [s for s, _ in blocks[:2]] == [0, 7]
+    torch.testing.assert_close(torch.cat([d for _, d in blocks]), raw)
+
+
+def reference_swd(real: torch.Tensor, fake: torch.Tensor, k: int, per: int, dirs: int, reps: int,
+                  levels: int, seed: int) -> list[float]:  # fmt: skip
+    """Progressive GAN's SWD with every descriptor in memory, crops cut one by one: per level
+    the neighbourhood centres (rows, then columns, as torch.randint draws them), each set's
+    descriptors normalised per channel, then the sliced distance on them."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for lr, lf in zip(
+        laplacian_pyramid(real, levels), laplacian_pyramid(fake, levels), strict=True
+    ):
+        n, _, h, w = lr.shape
+        r = k // 2
+        cy = torch.randint(r, h - r, (n * per,), generator=gen)
+        cx = torch.randint(r, w - r, (n * per,), generator=gen)
+        sets = []
+        for level in (lr, lf):
+            crops = torch.stack([
+                level[m // per, :, cy[m] - r : cy[m] + r + 1, cx[m] - r : cx[m] + r + 1]
+                for m in range(n * per)
+            ])  # fmt: skip
+            mean = crops.double().mean(dim=(0, 2, 3), keepdim=True)
+            std = crops.double().std(dim=(0, 2, 3), keepdim=True, unbiased=False)
+            sets.append(((crops - mean) / std).flatten(1).to(level.dtype))
+        sw = sliced_wasserstein(sets[0], sets[1], directions=dirs, repeats=reps, generator=gen)
+        out.append(1e3 * sw)
+    return out
+
+
+@pytest.mark.parametrize("block", [10**9, 3000, 100])
+def test_swd_in_blocks_equals_the_whole_computation(
+    block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, fake = smooth(6, 16, 0.2, seed=3), smooth(6, 16, 0.3, seed=4)
+    monkeypatch.setattr(wasserstein_module, "BLOCK", block)
+    got = swd(real, fake, nhood_size=5, nhoods_per_image=20, directions=9, repeats=3,
+              min_resolution=8, seed=5)  # fmt: skip
+    want = reference_swd(real, fake, k=5, per=20, dirs=9, reps=3, levels=2, seed=5)
+    assert got.levels == pytest.approx(want, rel=1e-6)
+
+
+class LargestTensor(TorchDispatchMode):
+    """Records the largest tensor any torch operation returns inside the block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.numel = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self.numel = max(self.numel, t.numel())
+        return out
+
+
+def test_swd_memory_is_bounded_whatever_the_number_of_images(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Beside the images and their pyramids, swd holds at most BLOCK numbers at once: no
+    tensor of all the descriptors (N * 128 * C * 49) or all their projections."""
+    monkeypatch.setattr(wasserstein_module, "BLOCK", 2**16)
+    real, fake = smooth(64, 32, 0.2, seed=0), smooth(64, 32, 0.3, seed=1)
+    with LargestTensor() as largest:
+        swd(real, fake, directions=32, repeats=2)
+    assert largest.numel <= max(2**16, 2 * real.numel()), largest.numel  # padding: 36^2 / 32^2
 
 
 def smooth(n: int, size: int, cutoff: float, seed: int) -> torch.Tensor:
@@ -458,3 +538,36 @@ def test_inception_metrics_through_a_stand_in(tmp_path: Path, fidelity: dict[str
         "metric/kid",
         "metric/kid_std",
     ]
+
+
+_PEAK = """
+import resource, sys, torch
+import lipreg.train.metrics.wasserstein as w
+w.BLOCK = 2**18
+n = int(sys.argv[1])
+g = torch.Generator().manual_seed(0)
+real, fake = (torch.rand(n, 3, 32, 32, generator=g) * 2 - 1 for _ in range(2))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+w.swd(real, fake, directions=16, repeats=1)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+@pytest.mark.slow
+def test_swd_peak_memory_grows_with_the_images_only() -> None:
+    """The real peak (convolution buffers included) grows by the images and their pyramids,
+    about 60 kB per 32x32 image for both sets, not by every descriptor (150 kB) or the
+    pyramid's convolution buffer (400 kB)."""
+    growth = {}
+    for n in (64, 512):
+        done = subprocess.run(
+            [sys.executable, "-c", _PEAK, str(n)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        growth[n] = int(done.stdout) * 1024  # ru_maxrss is in KiB on Linux
+    per_image = (growth[512] - growth[64]) / (512 - 64)
+    assert per_image < 200_000, per_image

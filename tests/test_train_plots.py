@@ -257,3 +257,36 @@ def test_imports_stay_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_every_plot_labels_both_axes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each curve says what it shows on its y-axis (and steps on its x-axis), each surface
+    its coordinates; colour bars say what their colours mean."""
+    from matplotlib.figure import Figure
+
+    figures: list[Figure] = []
+    savefig = Figure.savefig
+
+    def recording(self: Figure, *args: object, **kwargs: object) -> None:
+        figures.append(self)
+        savefig(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Figure, "savefig", recording)
+    log = tmp_path / "scalars.jsonl"
+    keys = ("loss/critic", "dual_norm_mean", "lam", "metric/swd", "lr", "images_per_s")
+    write_jsonl(log, [{"step": s, **dict.fromkeys(keys, 1.0 + s)} for s in range(3)])
+    plot_scalars(log, tmp_path / "plots")
+    real = torch.randn(20, 2)
+    plot_critic_surface(linear_critic, real, real + 1, tmp_path / "s.png", resolution=8)
+    plot_norm_comparison([("L2", linear_critic, real, real)], tmp_path / "n.png", resolution=8)
+    assert len(figures) == 7
+    labelled = 0
+    for figure in figures:
+        for ax in figure.axes:
+            if not ax.axison:
+                continue
+            assert ax.get_ylabel(), (figure.get_suptitle(), ax.get_title())
+            if not hasattr(ax, "_colorbar"):
+                assert ax.get_xlabel(), ax.get_title()
+            labelled += 1
+    assert labelled >= len(keys) + 4  # the curves, two surfaces and their colour bars

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,6 +10,7 @@ from torch import Tensor, nn
 
 from lipreg import BanachR1, GradientPenalty
 
+from .._imports import import_host_module
 from .._outputs import squared_dual_norms
 
 
@@ -42,8 +42,10 @@ def grad_penalty(penalty: GradientPenalty) -> GradPenaltyFn:
 
     StudioGAN multiplies the result by ``LOSS.gp_lambda``. With
     ``BanachGP("l2", lam=1, gamma=1)`` the value is StudioGAN's ``E[(||grad D(x_hat)||_2 -
-    1)^2]`` (same interpolation weights on CPU, where both draw ``torch.rand`` from the same
-    generator); give lipreg's ``lam`` (e.g. ``"auto"``) with ``gp_lambda: 1``, or keep
+    1)^2]``; for float32 images on the CPU even with the same interpolation weights from the
+    same seed (StudioGAN draws ``torch.rand(B, 1)`` in float32 on the CPU, lipreg in the
+    images' dtype and device: float64 or CUDA images get other weights of the same
+    distribution). Give lipreg's ``lam`` (e.g. ``"auto"``) with ``gp_lambda: 1``, or keep
     ``gp_lambda`` and ``lam=1``. Interpolates are scored with the real labels, as in StudioGAN.
     """
     if not isinstance(penalty, GradientPenalty):
@@ -111,13 +113,11 @@ def r1_reg(penalty: BanachR1) -> Callable[[Tensor, Tensor, Any], Tensor]:
 
 @contextlib.contextmanager
 def _studiogan_no_weight_gradients() -> Iterator[None]:
-    try:
-        gradfix = importlib.import_module("utils.style_ops.conv2d_gradfix")
-    except ImportError as e:
-        raise ImportError(
-            "stylegan_r1_reg runs inside StudioGAN and uses its utils.style_ops.conv2d_gradfix: "
-            f"run StudioGAN from its src/ directory, as its README says ({e})"
-        ) from e
+    gradfix = import_host_module(
+        "utils.style_ops.conv2d_gradfix",
+        "lipreg.integrations.studiogan.stylegan_r1_reg (which runs inside StudioGAN)",
+        "run StudioGAN from its src/ directory, as its README says",
+    )
     with gradfix.no_weight_gradients():
         yield
 

@@ -7,13 +7,14 @@ whenever the host builds the loss; lipreg itself never needs it.
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from torch import Tensor, nn
+
+from .._imports import import_host_module
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,13 @@ def load_host(protocol: str) -> Host:
     """Import the host's helpers; ``protocol`` is ``"ada"`` or ``"sg3"``."""
 
     def need(name: str) -> ModuleType:
-        try:
-            return importlib.import_module(name)
-        except ImportError as e:
-            raise ImportError(
-                f"lipreg.integrations.stylegan.BanachLoss runs inside NVlabs' "
-                f"stylegan2-ada-pytorch or stylegan3 training code and needs its {name!r} "
-                "module: run train.py from the host repository's root (as its README says), "
-                f"or put that directory on sys.path ({e})"
-            ) from e
+        return import_host_module(
+            name,
+            "lipreg.integrations.stylegan.BanachLoss (which runs inside NVlabs' "
+            "stylegan2-ada-pytorch or stylegan3 training code)",
+            "run train.py from the host repository's root (as its README says), or put that "
+            "directory on sys.path",
+        )
 
     return Host(
         training_stats=need("torch_utils.training_stats"),

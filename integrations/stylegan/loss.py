@@ -3,16 +3,16 @@
 NVlabs' StyleGAN2-ADA and StyleGAN3 build their loss by name from ``loss_kwargs``; this class
 accepts either codebase's constructor arguments and ``accumulate_gradients`` call and keeps
 the host's loss protocol (phases, gains, DDP sync, style mixing, path-length
-regularisation, blur, augmentation), replacing only the discriminator's regulariser.
+regularisation, blur, augmentation), replacing only the discriminator's regulariser. Its
+pieces: :mod:`._protocol` (which host), :mod:`._networks` (``run_G``/``run_D``),
+:mod:`._path_length`, :mod:`._critic` (the discriminator's terms on real data) and
+:mod:`._snapshot` (the penalty in the hosts' snapshots).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import pickle
-from collections.abc import Callable
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -23,45 +23,14 @@ from lipreg._validation import check_real
 from lipreg.calibration import Setting
 from lipreg.norms import Norm
 
-from ._host import Host, load_host
+from ._critic import CriticTerms
+from ._host import load_host
+from ._networks import backward
+from ._path_length import PathLength
+from ._protocol import DEFAULTS, PHASES, Protocol, call_arguments, identify
+from ._snapshot import ATTRIBUTE, saved_penalty, unwrap
 
-Protocol: TypeAlias = Literal["ada", "sg3"]
-
-PHASES = ("Gmain", "Greg", "Gboth", "Dmain", "Dreg", "Dboth")
-#: Name under which the penalty is attached to the discriminator, so that the hosts'
-#: snapshot pickles (which save ``D``) carry its state.
-ATTRIBUTE = "lipreg_penalty"
-
-# The hosts' defaults differ (StyleGAN2-ADA's loss mixes styles and regularises path
-# lengths unless told otherwise; StyleGAN3's does neither).
-_DEFAULTS: dict[Protocol, dict[str, float]] = {
-    "ada": {"style_mixing_prob": 0.9, "pl_weight": 2.0},
-    "sg3": {"style_mixing_prob": 0.0, "pl_weight": 0.0},
-}
-
-
-class _Recorded:
-    """A critic that remembers its last output.
-
-    The hosts evaluate ``D`` on the real batch once, for both the loss and the regulariser
-    (and ADA's augmentation draws its randomness in that one evaluation). lipreg's penalties
-    run the critic themselves to take its input gradient, so the loss reuses the output of
-    that evaluation. This needs ``engine="autograd"``: under ``torch.func`` the output seen
-    inside the critic is a transform-internal tensor that must not escape.
-    """
-
-    def __init__(self, fn: Callable[[Tensor], Tensor]) -> None:
-        self.fn = fn
-        self.output: Tensor | None = None
-
-    def __call__(self, x: Tensor) -> Tensor:
-        self.output = self.fn(x)
-        return self.output
-
-    def last(self) -> Tensor:
-        if self.output is None:
-            raise RuntimeError("the penalty did not evaluate the discriminator")
-        return self.output
+__all__ = ["ATTRIBUTE", "PHASES", "BanachLoss", "Protocol"]
 
 
 def _module(value: object, name: str) -> nn.Module:
@@ -70,20 +39,7 @@ def _module(value: object, name: str) -> nn.Module:
     return value
 
 
-def _backward(loss: Tensor, gain: float) -> None:
-    """Accumulate ``gain * mean(loss)`` into the parameters' gradients (the hosts' step)."""
-    torch.autograd.backward(loss.mean().mul(gain))
-
-
-def _unwrap(module: nn.Module) -> nn.Module:
-    """The module inside a DistributedDataParallel wrapper."""
-    inner = getattr(module, "module", None)
-    if isinstance(module, nn.parallel.DistributedDataParallel) and isinstance(inner, nn.Module):
-        return inner
-    return module
-
-
-class BanachLoss:
+class BanachLoss(PathLength, CriticTerms):
     """StyleGAN2's loss with a Banach-space regulariser for the discriminator.
 
     ``penalty="r1"`` (default): StyleGAN2's non-saturating logistic losses with the
@@ -101,15 +57,18 @@ class BanachLoss:
     blur of the discriminator's inputs (StyleGAN3), augmentation inside the regulariser's
     graph, lazy regularisation (phases ``Dreg``/``Greg`` called with ``gain`` = interval),
     DDP sync contexts and ``conv2d_gradfix.no_weight_gradients`` (StyleGAN2-ADA), statistics
-    through the host's ``training_stats`` (the host's names, plus ``Loss/lipreg/<stat>``
-    from the penalty's ``stats``). The regularising phases run when ``gamma != 0`` (r1) or
-    ``lam != 0`` (gp), as the host's run when ``r1_gamma != 0``.
+    through the host's ``training_stats`` (the host's names with its per-sample values, e.g.
+    ``Loss/r1_penalty`` = ``||dD(x_b)||_{B*}^2`` for every real sample, plus
+    ``Loss/lipreg/<stat>`` from the penalty's ``stats``). The regularising phases run when
+    ``gamma != 0`` (r1) or ``lam != 0`` (gp), as the host's run when ``r1_gamma != 0``.
 
     Which host is calling is told by its arguments: ``G_mapping`` and ``G_synthesis`` for
     StyleGAN2-ADA, ``G`` for StyleGAN3. The penalty is an ``nn.Module`` (:attr:`penalty`)
     attached to the discriminator as ``D.lipreg_penalty`` so the host's snapshot pickles
     save its state; ``resume_pkl`` restores it from such a snapshot (the hosts copy only
-    parameters and buffers of modules that exist before the loss is built).
+    parameters and buffers of modules that exist before the loss is built), read as the host
+    reads ``--resume`` (a path or a URL); a snapshot without a penalty (NVIDIA's pretrained
+    networks) leaves the penalty's estimates fresh, with a warning.
 
     Args:
         device: the host's device (the networks' device).
@@ -135,7 +94,8 @@ class BanachLoss:
             old-style ``autograd.Function``\\ s that ``torch.func`` rejects on CUDA, and the
             real logits are shared between loss and R1, see ``_Recorded``).
         attach_to_D: attach the penalty to ``D`` for the snapshot pickles.
-        resume_pkl: a snapshot pickle to restore the penalty's state from.
+        resume_pkl: a snapshot pickle (path or URL) to restore the penalty's state from;
+            ``None`` when not resuming.
     """
 
     def __init__(
@@ -164,7 +124,9 @@ class BanachLoss:
         attach_to_D: bool = True,
         resume_pkl: str | None = None,
     ) -> None:
-        self.protocol = self._protocol(G_mapping, G_synthesis, G, blur_init_sigma, blur_fade_kimg)
+        self.protocol: Protocol = identify(
+            G_mapping, G_synthesis, G, blur_init_sigma, blur_fade_kimg
+        )
         if self.protocol == "ada":
             mapping, synthesis = (
                 _module(G_mapping, "G_mapping"),
@@ -207,7 +169,7 @@ class BanachLoss:
                 per_sample=per_sample,
                 engine="autograd",
             )
-        defaults = _DEFAULTS[self.protocol]
+        defaults = DEFAULTS[self.protocol]
         self.style_mixing_prob = check_real(
             defaults["style_mixing_prob"] if style_mixing_prob is None else style_mixing_prob,
             "style_mixing_prob",
@@ -226,9 +188,9 @@ class BanachLoss:
         self.pl_no_weight_grad = bool(pl_no_weight_grad)
         self.blur_init_sigma = check_real(blur_init_sigma, "blur_init_sigma", 0.0, math.inf)
         self.blur_fade_kimg = check_real(blur_fade_kimg, "blur_fade_kimg", 0.0, math.inf)
-        saved = self._saved_penalty(resume_pkl) if resume_pkl is not None else None
 
-        self.host: Host = load_host(self.protocol)
+        self.host = load_host(self.protocol)
+        saved = saved_penalty(resume_pkl) if resume_pkl is not None else None
         if saved is not None:
             self.penalty.load_state_dict(saved)  # checked as a whole before anything loads
         self.device = torch.device(device)
@@ -238,39 +200,7 @@ class BanachLoss:
         self.G_mapping, self.G_synthesis = mapping, synthesis
         self.pl_mean = torch.zeros([], device=self.device)
         if attach_to_D:
-            _unwrap(D).add_module(ATTRIBUTE, self.penalty)
-
-    @staticmethod
-    def _protocol(
-        G_mapping: object, G_synthesis: object, G: object, blur_sigma: float, blur_kimg: float
-    ) -> Protocol:
-        if G is not None and G_mapping is None and G_synthesis is None:
-            return "sg3"
-        if G is None and G_mapping is not None and G_synthesis is not None:
-            if blur_sigma or blur_kimg:
-                raise ValueError(
-                    "blur_init_sigma/blur_fade_kimg are StyleGAN3 options (they need cur_nimg), "
-                    "but G_mapping/G_synthesis identify StyleGAN2-ADA; leave them at 0"
-                )
-            return "ada"
-        raise TypeError(
-            "pass the generator as the host does: G (StyleGAN3) or G_mapping and G_synthesis "
-            "(StyleGAN2-ADA), not both or neither"
-        )
-
-    @staticmethod
-    def _saved_penalty(path: str) -> dict[str, Any]:
-        with open(path, "rb") as f:
-            snapshot = pickle.load(f)  # the host's own snapshot format
-        D = snapshot.get("D") if isinstance(snapshot, dict) else None
-        saved = getattr(D, ATTRIBUTE, None) if isinstance(D, nn.Module) else None
-        if not isinstance(saved, nn.Module):
-            raise ValueError(
-                f"resume_pkl={path!r} holds no discriminator with a lipreg penalty (D.{ATTRIBUTE})"
-                ": it was not written by a run with BanachLoss(attach_to_D=True); drop resume_pkl"
-            )
-        state: dict[str, Any] = saved.state_dict()
-        return state
+            unwrap(D).add_module(ATTRIBUTE, self.penalty)
 
     # -- checkpoint helpers for loops that save the loss themselves ------------------------
 
@@ -291,89 +221,11 @@ class BanachLoss:
         self.penalty.load_state_dict(state["penalty"])
         self.pl_mean.copy_(pl_mean)
 
-    # -- the host's pieces -----------------------------------------------------------------
-
-    def run_G(self, z: Tensor, c: Tensor, sync: bool, update_emas: bool) -> tuple[Tensor, Tensor]:
-        """Images and their ws, with style mixing (probability ``style_mixing_prob``)."""
-        ada = self.protocol == "ada"
-        emas: dict[str, bool] = {} if ada else {"update_emas": update_emas}
-        with self.host.ddp_sync(self.G_mapping, sync):
-            ws: Tensor = self.G_mapping(z, c, **emas)
-            if self.style_mixing_prob > 0:
-                layers = ws.shape[1]
-                cutoff = torch.empty([], dtype=torch.int64, device=ws.device).random_(1, layers)
-                mix = torch.rand([], device=ws.device) < self.style_mixing_prob
-                cutoff = torch.where(mix, cutoff, torch.full_like(cutoff, layers))
-                second = {"skip_w_avg_update": True} if ada else {"update_emas": False}
-                ws[:, cutoff:] = self.G_mapping(torch.randn_like(z), c, **second)[:, cutoff:]
-        with self.host.ddp_sync(self.G_synthesis, sync):
-            img: Tensor = self.G_synthesis(ws, **emas)
-        return img, ws
-
-    def run_D(
-        self, img: Tensor, c: Tensor, sync: bool, blur_sigma: float, update_emas: bool
-    ) -> Tensor:
-        """Logits ``[B, 1]`` of the (blurred, augmented) images."""
-        taps = math.floor(blur_sigma * 3)
-        if taps > 0:
-            assert self.host.upfirdn2d is not None
-            # Gaussian of standard deviation ~ blur_sigma / sqrt(2 ln 2), as the host's.
-            f = torch.arange(-taps, taps + 1, device=img.device).div(blur_sigma).square().neg()
-            f = f.exp2()
-            img = self.host.upfirdn2d.filter2d(img, f / f.sum())
-        if self.augment_pipe is not None:
-            img = self.augment_pipe(img)
-        with self.host.ddp_sync(self.D, sync):
-            if self.protocol == "ada":
-                logits: Tensor = self.D(img, c)
-            else:
-                logits = self.D(img, c, update_emas=update_emas)
-        return logits
-
-    def _blur_sigma(self, cur_nimg: int) -> float:
-        if self.blur_fade_kimg <= 0:
-            return 0.0
-        return max(1 - cur_nimg / (self.blur_fade_kimg * 1e3), 0) * self.blur_init_sigma
-
     def _reg_active(self) -> bool:
         if isinstance(self.penalty, BanachR1):
             return self.penalty.gamma != 0
         setting = self.penalty.calibration.lam_setting
         return setting != 0  # "auto" included
-
-    def _report(self, name: str, value: Tensor) -> None:
-        self.host.report(name, value)
-
-    def _report_penalty(self) -> None:
-        stats = self.penalty.stats
-        assert stats is not None
-        for field in dataclasses.fields(stats):
-            self._report(f"Loss/lipreg/{field.name}", getattr(stats, field.name))
-
-    def _arguments(
-        self, args: tuple[Any, ...], sync: bool | None, gain: float | None, cur_nimg: int | None
-    ) -> tuple[bool, float, int]:
-        """(sync, gain, cur_nimg) from the host's call: StyleGAN2-ADA's positional order is
-        ``sync, gain``, StyleGAN3's ``gain, cur_nimg`` (both hosts pass keywords)."""
-        names = ("sync", "gain") if self.protocol == "ada" else ("gain", "cur_nimg")
-        if len(args) > len(names):
-            raise TypeError(
-                f"accumulate_gradients takes (phase, real_img, real_c, gen_z, gen_c, "
-                f"{', '.join(names)}) for this host, got {len(args)} extra positional arguments"
-            )
-        given: dict[str, Any] = {"sync": sync, "gain": gain, "cur_nimg": cur_nimg}
-        for name, value in zip(names, args, strict=False):
-            if given[name] is not None:
-                raise TypeError(f"accumulate_gradients got multiple values for {name!r}")
-            given[name] = value
-        if given["gain"] is None:
-            raise TypeError("accumulate_gradients needs gain (the phase's interval)")
-        if self.protocol == "sg3" and given["sync"] is not None:
-            raise TypeError("StyleGAN3's accumulate_gradients has no sync argument")
-        if self.protocol == "ada" and given["cur_nimg"] is not None:
-            raise TypeError("StyleGAN2-ADA's accumulate_gradients has no cur_nimg argument")
-        sync_value = True if given["sync"] is None else bool(given["sync"])
-        return sync_value, float(given["gain"]), int(given["cur_nimg"] or 0)
 
     # -- the protocol --------------------------------------------------------------------
 
@@ -397,7 +249,7 @@ class BanachLoss:
         """
         if phase not in PHASES:
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
-        sync_, gain_, nimg = self._arguments(args, sync, gain, cur_nimg)
+        sync_, gain_, nimg = call_arguments(self.protocol, args, sync, gain, cur_nimg)
         wgan = isinstance(self.penalty, BanachGP)
         do_Gmain = phase in ("Gmain", "Gboth")
         do_Gpl = phase in ("Greg", "Gboth") and self.pl_weight != 0
@@ -412,7 +264,7 @@ class BanachLoss:
             self._report("Loss/signs/fake", logits.sign())
             loss_G = -logits if wgan else F.softplus(-logits)
             self._report("Loss/G/loss", loss_G)
-            _backward(loss_G, gain_)
+            backward(loss_G, gain_)
 
         if do_Gpl:
             self._path_length(gen_z, gen_c, sync_, gain_)
@@ -425,7 +277,7 @@ class BanachLoss:
             self._report("Loss/scores/fake", logits)
             self._report("Loss/signs/fake", logits.sign())
             loss_Dgen = logits if wgan else F.softplus(logits)
-            _backward(loss_Dgen, gain_)
+            backward(loss_Dgen, gain_)
             fake = img.detach()
 
         if do_Dmain or do_Dreg:
@@ -442,88 +294,3 @@ class BanachLoss:
                 gain_,
                 blur,
             )
-
-    def _path_length(self, gen_z: Tensor, gen_c: Tensor, sync: bool, gain: float) -> None:
-        """Path-length regularisation ``(||J_w^T y||_2 - a)^2`` with ``a`` a running mean."""
-        n = gen_z.shape[0] // self.pl_batch_shrink
-        img, ws = self.run_G(gen_z[:n], gen_c[:n], sync=sync, update_emas=False)
-        y = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
-        disable = True if self.protocol == "ada" else self.pl_no_weight_grad
-        with self.host.no_weight_gradients(disable):
-            (jy,) = torch.autograd.grad([(img * y).sum()], [ws], create_graph=True)
-        lengths = jy.square().sum(2).mean(1).sqrt()
-        a = self.pl_mean.lerp(lengths.mean(), self.pl_decay)
-        self.pl_mean.copy_(a.detach())
-        pl = (lengths - a).square()
-        self._report("Loss/pl_penalty", pl)
-        loss = pl * self.pl_weight
-        self._report("Loss/G/reg", loss)
-        if self.protocol == "ada":
-            # ADA's DDP needs every synthesis parameter in the graph of the synced backward.
-            loss = img[:, 0, 0, 0] * 0 + loss
-        _backward(loss, gain)
-
-    def _real_and_reg(
-        self,
-        real_img: Tensor,
-        real_c: Tensor,
-        gen_z: Tensor,
-        gen_c: Tensor,
-        fake: Tensor | None,
-        loss_Dgen: Tensor | float,
-        do_Dmain: bool,
-        do_Dreg: bool,
-        sync: bool,
-        gain: float,
-        blur: float,
-    ) -> None:
-        """The real-data loss and the regulariser, in one backward pass (the synced one)."""
-        wgan = isinstance(self.penalty, BanachGP)
-        real = real_img.detach()
-
-        def critic_at(c: Tensor, sync_: bool) -> _Recorded:
-            return _Recorded(lambda x: self.run_D(x, c, sync_, blur, update_emas=False))
-
-        reg: Tensor | float = 0.0
-        outputs: list[Tensor] = []
-        real_logits: Tensor | None = None
-        if do_Dreg and not wgan:
-            # R1 is taken at the reals: one evaluation of D serves both the loss and R1.
-            critic = critic_at(real_c, sync)
-            with self.host.no_weight_gradients():
-                reg = self.penalty(critic, real)
-            real_logits = critic.last()
-        elif do_Dmain:
-            real_logits = self.run_D(real, real_c, sync and not do_Dreg, blur, update_emas=False)
-        if real_logits is not None:
-            outputs.append(real_logits)
-            self._report("Loss/scores/real", real_logits)
-            self._report("Loss/signs/real", real_logits.sign())
-        loss_Dreal: Tensor | float = 0.0
-        if do_Dmain:
-            assert real_logits is not None
-            loss_Dreal = -real_logits if wgan else F.softplus(-real_logits)
-            self._report("Loss/D/loss", torch.as_tensor(loss_Dgen + loss_Dreal))
-        if do_Dreg and wgan:
-            if fake is None:
-                with torch.no_grad():
-                    fake, _ = self.run_G(gen_z, gen_c, sync=False, update_emas=False)
-            critic = critic_at(real_c, sync)
-            with self.host.no_weight_gradients():
-                reg = self.penalty(critic, real, fake)
-            outputs.append(critic.last())
-        if do_Dreg:
-            assert isinstance(reg, Tensor)
-            if isinstance(self.penalty, BanachR1):
-                # The host's per-sample R1 statistic, averaged: E ||dD(x)||_{B*}^2.
-                self._report("Loss/r1_penalty", reg.detach() * (2 / self.penalty.gamma))
-            self._report("Loss/D/reg", reg.detach())
-            self._report_penalty()
-        terms = [t for t in (loss_Dreal, reg) if isinstance(t, Tensor)]
-        if self.protocol == "ada":
-            # ADA's DDP needs every discriminator parameter in the graph of the synced backward.
-            terms = [out * 0 for out in outputs] + terms
-        total = terms[0]
-        for term in terms[1:]:
-            total = total + term
-        _backward(total, gain)

@@ -2,6 +2,15 @@
 
 import sys
 
-from lipreg.train.cli import main
+from lipreg.cli import train_extra_problem
 
-sys.exit(main(prog="python -m lipreg.train"))
+PROG = "python -m lipreg.train"
+
+problem = train_extra_problem()
+if problem is not None:
+    print(f"{PROG}: error: {problem}", file=sys.stderr)
+    sys.exit(2)  # a usage error, as argparse reports them
+
+from lipreg.train.cli import main  # noqa: E402  (after the check: it needs the extra)
+
+sys.exit(main(prog=PROG))

@@ -31,7 +31,7 @@ from lipreg.train.config import (
 from lipreg.train.constraints import KINDS, parse_constraint
 from lipreg.train.ctransform import FORMULA as CTRANSFORM_FORMULA
 from lipreg.train.data import DATASETS
-from lipreg.train.penalties import PENALTIES
+from lipreg.train.penalties import PENALTIES, check_lam
 
 _D = TrainConfig()
 
@@ -261,7 +261,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         type=_number(0, math.inf, open_low=False, open_high=True, auto=True),
         metavar="auto|X",
         help="penalty weight lam >= 0, or auto: lam = E||X||_B over real data (the paper's "
-        f"rule) {_default('lam')}",
+        f"rule); not for r1/r2, which --gamma weights {_default('lam')}",
     )
     pen.add_argument(
         "--gamma",
@@ -401,7 +401,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--seed", type=_count, metavar="N", help=f"seed of data, weights, noise {_default('seed')}"
     )
     outs = p.add_argument_group("outputs")
-    outs.add_argument("--out", metavar="DIR", help=f"run directory {_default('out')}")
+    outs.add_argument(
+        "--out",
+        metavar="DIR",
+        help=f"run directory {_default('out')}; with --resume, the checkpoint's directory",
+    )
     outs.add_argument(
         "--log-every",
         type=_positive_int,
@@ -419,7 +423,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--eval-samples",
         type=_positive_int,
         metavar="N",
-        help=f"generated and real samples per evaluation {_default('eval_samples')}",
+        help="generated and real samples per evaluation (toy data: at most 4096, whose exact "
+        f"W1 is an assignment problem) {_default('eval_samples')}",
     )
     outs.add_argument(
         "--checkpoint-every",
@@ -432,8 +437,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--resume",
         metavar="PATH",
         help="continue exactly from a checkpoint (a checkpoint.pt or its run directory) with "
-        "its settings; output options may change, and --steps (which also moves the end of the "
-        "learning-rate decay: the rate continues on the new line from the checkpoint's step)",
+        "its settings, writing where the checkpoint is unless --out is given; output options "
+        "may change, and --steps (which also moves the end of the learning-rate decay: the "
+        "rate continues on the new line from the checkpoint's step)",
     )
     outs.add_argument(
         "--inception",
@@ -497,14 +503,20 @@ def parse_command(
     if resume_path is not None:
         try:
             resume = checkpoint.load(resume_path)
+            saved = TrainConfig.from_saved(resume["config"])
         except checkpoint.CheckpointError as e:
             parser.error(str(e))
-        values.update(TrainConfig.from_saved(resume["config"]).to_dict())
+        except ValueError as e:
+            parser.error(f"--resume: the configuration saved in {resume_path} is damaged: {e}")
+        values.update(saved.to_dict())
+        # A copied run continues in its copy, not in the directory it was copied from.
+        values["out"] = str(checkpoint.locate(resume_path).parent)
     if preset is not None:
         values.update(PRESETS[preset])
     values.update(given)
     try:
         config = TrainConfig.from_dict(values)
+        check_lam(config, given="lam" in given)
     except ValueError as e:
         parser.error(str(e))
     norms: tuple[str, ...] = ()
@@ -517,12 +529,21 @@ def parse_command(
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    """Run ``lipreg train`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    """Run ``lipreg train`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code
+    (130 when Ctrl-C comes before a run has installed its own handlers)."""
+    parser = build_parser(prog)
+    try:
+        return _main(argv, parser)
+    except KeyboardInterrupt:  # while data load or networks are built: nothing to save yet
+        print(f"\n{parser.prog}: interrupted before training started", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None, parser: argparse.ArgumentParser) -> int:
     from lipreg.train.checkpoint import CheckpointError
     from lipreg.train.evaluate import describe_metrics
     from lipreg.train.loop import Trainer
 
-    parser = build_parser(prog)
     command = parse_command(argv, parser)
     if command.compare_norms:
         return _compare(command, parser)
@@ -532,6 +553,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         parser.error(str(e))
     try:
         summary = trainer.run()
+    except OSError as e:  # unreadable data, a full disk: the user's files, not a bug
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
     finally:
         trainer.close()
     if trainer.ctx.main and summary.files:
@@ -548,6 +571,8 @@ def _compare(command: Command, parser: argparse.ArgumentParser) -> int:
         comparison = compare_norms(command.config, command.compare_norms)
     except ComparisonError as e:
         parser.error(str(e))
+    except OSError as e:
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
     for run in comparison.runs:
         print(f"lipreg train: {run.norm}: W1 = {run.w1:.4g} ({run.out})")
     if comparison.figure is not None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from dataclasses import dataclass, fields
 from typing import Any
 
 from lipreg.losses import LOSSES
 from lipreg.norms import parse_norm
 from lipreg.train.constraints import parse_constraint
-from lipreg.train.data import DEFAULT_IMAGE_DATASET
+from lipreg.train.data import DATASETS, DEFAULT_IMAGE_DATASET
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,9 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown configuration keys {unknown}; known: {sorted(known)}")
         values = dict(values)
-        if "betas" in values:
-            values["betas"] = tuple(float(b) for b in values["betas"])
+        betas = values.get("betas")
+        if isinstance(betas, (list, tuple)):  # JSON has no tuples; other types are refused
+            values["betas"] = tuple(float(b) if isinstance(b, int) else b for b in betas)
         return cls(**values).checked()
 
     def checked(self) -> TrainConfig:
@@ -147,8 +150,42 @@ def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _has_type(value: object, hint: Any) -> bool:
+    """Whether ``value`` is a plain value of the field type ``hint`` (ints count as floats,
+    booleans as neither)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, h) for h in args)
+    if origin is tuple:
+        return (
+            isinstance(value, tuple)
+            and len(value) == len(args)
+            and all(_has_type(v, h) for v, h in zip(value, args, strict=True))
+        )
+    if hint is bool or isinstance(value, bool):
+        return hint is bool and isinstance(value, bool)
+    if hint is type(None):
+        return value is None
+    return isinstance(value, (int, float) if hint is float else hint)
+
+
+def _type_problems(c: TrainConfig) -> list[str]:
+    hints = typing.get_type_hints(TrainConfig)
+    return [
+        f"{_option(f.name)} must be {_type_name(hints[f.name])}, got {getattr(c, f.name)!r}"
+        for f in fields(c)
+        if not _has_type(getattr(c, f.name), hints[f.name])
+    ]
+
+
+def _type_name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("NoneType", "None")
+
+
 def _problems(c: TrainConfig) -> list[str]:
-    out = []
+    out = _type_problems(c)
+    if out:  # the checks below compare values of the right types
+        return out
     for name in _POSITIVE_INTS:
         if getattr(c, name) < 1:
             out.append(f"{_option(name)} must be a positive integer, got {getattr(c, name)}")
@@ -200,6 +237,13 @@ def _problems(c: TrainConfig) -> list[str]:
         parse_constraint(c.constraint)
     except ValueError as e:
         out.append(f"--constraint: {e}")
+    data = DATASETS.get(c.data)
+    if data is not None and data.kind == "toy" and c.eval_samples > W1_MAX_SAMPLES:
+        out.append(
+            f"--eval-samples {c.eval_samples}: toy data are evaluated by the exact W1 between "
+            "as many generated and real points, an assignment problem of n x n distances "
+            f"(8 n^2 bytes, time ~ n^3); use at most {W1_MAX_SAMPLES}"
+        )
     return out
 
 
@@ -220,6 +264,10 @@ def _schedule_problems(c: TrainConfig) -> list[str]:
         elif c.ema == 0:
             out.append("--ema 0 turns the weight average off; drop --ema-half-life or --ema 0")
     return out
+
+
+#: The most ``--eval-samples`` of toy data: their exact W1 takes seconds at 4096 points.
+W1_MAX_SAMPLES = 4096
 
 
 MODELS = ("auto", "resnet", "dcgan", "mlp")

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import pickle
 import random
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +66,7 @@ from lipreg.train.objectives import (
 from lipreg.train.penalties import PENALTIES, build_penalty, check_norm
 from lipreg.train.scalars import ScalarLog
 from lipreg.train.schedules import Schedule, zero_centred
-from lipreg.train.signals import StopRequest
+from lipreg.train.signals import Interrupted, StopRequest
 
 CALIBRATION_SAMPLES = 10_000
 """Real samples behind lam and gamma when they are estimated before training."""
@@ -154,6 +156,18 @@ def _advance(sched: LambdaLR) -> None:
         sched.step()
 
 
+def check_out(out: str) -> None:
+    """Raise ``ValueError`` naming ``--out`` unless ``out`` is, or can be created as, a
+    writable directory (checked without creating anything)."""
+    path = Path(out).expanduser()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"lies under the file {existing}"
+        raise ValueError(f"--out {out} {where}; give a directory for the run's outputs")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {existing} is not writable; give another directory")
+
+
 def _seed_everything(seed: int, rank: int) -> None:
     """Independent streams per (seed, rank) for Python and torch (noise and the penalty's
     interpolation weights)."""
@@ -203,8 +217,9 @@ class Trainer:
                     size=c.data_size,
                     download=c.download,
                 )
-        except (TypeError, ValueError, OSError) as e:  # OSError: missing files, downloads
+        except (TypeError, ValueError, OSError, pickle.UnpicklingError) as e:
             raise ValueError(f"--data {c.data}: {e}") from e
+        check_out(c.out)
         check_norm(c.norm, self.data.sample_shape)
         torch.manual_seed(c.seed)  # the same initial weights on every process
         g, d, self.z_dim = build_models(c.model, self.data.sample_shape, c.width, c.z_dim)
@@ -239,6 +254,8 @@ class Trainer:
             self._load(resume)
         self.gamma_scale = self._scale_critic(calibrate=resume is None)
         self.last: dict[str, Tensor] = {}
+        self._saved_at = -1  #: the step of the checkpoint this run wrote last (or resumed)
+        self._busy = ""  #: "iteration" or "checkpoint" while the state is not a whole step
 
     def _scale_critic(self, calibrate: bool) -> GammaScale | None:
         """``--critic-scale gamma``: the critic computes ``D = gamma * f``
@@ -350,71 +367,130 @@ class Trainer:
             zero_centred(self.penalty, self.config).gamma = gamma
 
     def run(self) -> Summary:
-        """Train until ``steps`` (or a signal), logging, evaluating and checkpointing."""
+        """Train until ``steps`` (or a signal), logging, evaluating and checkpointing.
+
+        The first SIGINT or SIGTERM stops the run after the current iteration (or
+        evaluation) with a checkpoint. A second SIGINT stops it at once: a checkpoint is then
+        saved if the networks are between two iterations (in a single process), otherwise
+        the last one is kept.
+        """
         c, main = self.config, self.ctx.main
         out = Path(c.out)
         resumed = self.step if self.step > 0 else None
+        evaluator = self.evaluator(out) if main else None  # reads data: fails before writing
         log = ScalarLog(out, c.tensorboard, resume_step=resumed) if main else None
-        evaluator = self.evaluator(out) if main else None
         if main:
             (out / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
             self._announce(log, evaluator)
-        metrics: dict[str, float] = {}
-        if evaluator is not None and c.eval_every and resumed is None:
-            # the starting point of the curves
-            self._write_metrics(log, evaluator.evaluate(0, self.sampler))
         bar = self._progress_bar()
-        stop = StopRequest()
-        interrupted = False
-        tick, ticked_at = time.perf_counter(), self.step
-        saved_at = self.step if resumed is not None else -1
-        try:
-            with stop.installed():
-                while self.step < c.steps:
-                    self.iteration()
-                    if self.step % c.log_every == 0 or self.step == c.steps:
-                        now = time.perf_counter()
-                        images = (self.step - ticked_at) * c.n_critic * c.batch_size
-                        rate = images / max(now - tick, 1e-9)
-                        tick, ticked_at = now, self.step
-                        self._log(log, bar, rate)
-                    if evaluator is not None and c.eval_every and self.step % c.eval_every == 0:
-                        started = time.perf_counter()
+        stop = StopRequest(announce=main)
+        self._saved_at = self.step if resumed is not None else -1
+        metrics: dict[str, float] = {}
+        files: list[Path] = []
+        stopped = at_once = False
+        with stop.installed():
+            try:
+                metrics, stopped = self._train(out, log, evaluator, bar, stop, resumed is None)
+                if main and not stopped:
+                    assert log is not None
+                    assert evaluator is not None
+                    if not c.eval_every or self.step % c.eval_every:
                         metrics = evaluator.evaluate(self.step, self.sampler)
                         self._write_metrics(log, metrics)
-                        tick += time.perf_counter() - started  # images/s counts training only
-                    if any_rank(stop.requested, self.ctx):
-                        interrupted = True
-                        break
-                    if c.checkpoint_every and self.step % c.checkpoint_every == 0:
-                        self.save(out / "checkpoint.pt")
-                        saved_at = self.step
-            if saved_at != self.step:
-                self.save(out / "checkpoint.pt")
-        finally:
-            if bar is not None:
-                bar.close()
-        files: list[Path] = []
-        if main:
-            assert log is not None
-            assert evaluator is not None
-            if interrupted:
-                print(
-                    f"lipreg train: stopped by {stop.signal_name or 'a signal'} after step "
-                    f"{self.step}; checkpoint saved. Continue with: lipreg train --resume {out}"
-                )
-            else:
-                if not c.eval_every or self.step % c.eval_every:
-                    metrics = evaluator.evaluate(self.step, self.sampler)
-                    self._write_metrics(log, metrics)
-                files = evaluator.finish(self.step, log.path, self.sampler, self.d)
-            log.close()
+                    files = evaluator.finish(self.step, log.path, self.sampler, self.d)
+            except Interrupted:
+                stopped = at_once = True
+                self._save_what_can_be_saved(out)
+            finally:
+                if bar is not None:
+                    bar.close()
+                if log is not None:
+                    log.close()
+        if main and stopped:
+            print(self._stopped_message(stop.signal_name or "a signal", at_once, out))
         return Summary(
             step=self.step,
             out=out,
-            interrupted=interrupted,
+            interrupted=stopped,
             files=files,
-            metrics={} if interrupted else metrics,
+            metrics={} if stopped else metrics,
+        )
+
+    def _train(
+        self,
+        out: Path,
+        log: ScalarLog | None,
+        evaluator: Evaluator | None,
+        bar: Any,
+        stop: StopRequest,
+        fresh: bool,
+    ) -> tuple[dict[str, float], bool]:
+        """The loop of :meth:`run`: the last evaluation's metrics and whether a signal
+        stopped it (a checkpoint of the last step is on disk either way)."""
+        c = self.config
+        metrics: dict[str, float] = {}
+        if evaluator is not None and c.eval_every and fresh:
+            # the starting point of the curves
+            self._write_metrics(log, evaluator.evaluate(0, self.sampler))
+        tick, ticked_at = time.perf_counter(), self.step
+        stopped = False
+        while self.step < c.steps:
+            self._busy = "iteration"
+            self.iteration()
+            self._busy = ""
+            if self.step % c.log_every == 0 or self.step == c.steps:
+                now = time.perf_counter()
+                images = (self.step - ticked_at) * c.n_critic * c.batch_size
+                rate = images / max(now - tick, 1e-9)
+                tick, ticked_at = now, self.step
+                self._log(log, bar, rate)
+            if evaluator is not None and c.eval_every and self.step % c.eval_every == 0:
+                started = time.perf_counter()
+                metrics = evaluator.evaluate(self.step, self.sampler)
+                self._write_metrics(log, metrics)
+                tick += time.perf_counter() - started  # images/s counts training only
+            if any_rank(stop.requested, self.ctx):
+                stopped = True
+                break
+            if c.checkpoint_every and self.step % c.checkpoint_every == 0:
+                self._checkpoint(out)
+        if self._saved_at != self.step:
+            self._checkpoint(out)
+        return metrics, stopped
+
+    def _checkpoint(self, out: Path) -> None:
+        self._busy = "checkpoint"
+        self.save(out / "checkpoint.pt")
+        self._saved_at = self.step
+        self._busy = ""
+
+    def _save_what_can_be_saved(self, out: Path) -> None:
+        """After a second SIGINT: save the step if the state is whole and unsaved (saving is
+        collective, so a single process only)."""
+        if self._busy or self.ctx.distributed or self._saved_at == self.step:
+            return
+        # yet another SIGINT aborts the save, which is atomic: the last checkpoint stays
+        with suppress(Interrupted):
+            self._checkpoint(out)
+
+    def _stopped_message(self, name: str, at_once: bool, out: Path) -> str:
+        resume = f"Continue with: lipreg train --resume {out}"
+        if self._saved_at == self.step and not self._busy:
+            how = "at once by a second SIGINT" if at_once else f"by {name}"
+            return f"lipreg train: stopped {how} after step {self.step}; checkpoint saved. {resume}"
+        where = (
+            f"while saving step {self.step}"
+            if self._busy == "checkpoint"
+            else f"during step {self.step + 1}"
+        )
+        if self._saved_at < 0:
+            return (
+                f"lipreg train: stopped at once by a second SIGINT {where}, before a "
+                "checkpoint was saved; start the run again"
+            )
+        return (
+            f"lipreg train: stopped at once by a second SIGINT {where}; the checkpoint of step "
+            f"{self._saved_at} is kept (later steps are lost). {resume}"
         )
 
     # ---- outputs ----------------------------------------------------------------------------
@@ -483,7 +559,7 @@ class Trainer:
             + f"; {c.steps} steps on "
             f"{self.ctx.world} x {self.device}, precision {c.precision}; writing to {c.out}"
         )
-        for note in (log.tensorboard_note if log else "", evaluator.note if evaluator else ""):
+        for note in [*(log.notes if log else []), evaluator.note if evaluator else ""]:
             if note:
                 print(f"lipreg train: {note}")
 
@@ -516,6 +592,11 @@ class Trainer:
             checkpoint.save(path, {**self.state(), "rng": states})
 
     def _load(self, state: dict[str, Any]) -> None:
+        if state["step"] > self.config.steps:
+            raise checkpoint.CheckpointError(
+                f"--resume: the checkpoint is at step {state['step']}, beyond --steps "
+                f"{self.config.steps}; resume with --steps {state['step']} or more"
+            )
         saved = TrainConfig.from_saved(state["config"])
         differ = [
             f"{_option(k)} {getattr(saved, k)!r} (this run: {getattr(self.config, k)!r})"
@@ -549,7 +630,7 @@ class Trainer:
             raise checkpoint.CheckpointError(
                 f"--resume: the checkpoint does not fit this run's models and optimisers: {e}"
             ) from e
-        self.step = int(state["step"])
+        self.step = state["step"]
         # A new --steps moves the end of the linear decay: the rate continues on the new line
         # from this step (with --steps unchanged this is the saved rate, bit for bit).
         for opt, sched in ((self.opt_g, self.sched_g), (self.opt_d, self.sched_d)):

@@ -30,6 +30,8 @@ class PenaltyKind:
     #: whether it makes the critic gamma-Lipschitz, so that (E D(real) - E D(fake)) / gamma
     #: estimates the Wasserstein-1 distance (False for R1/R2, whose gamma is a weight)
     lipschitz: bool = True
+    #: whether --lam weights it (False for R1/R2, weighted by --gamma alone)
+    uses_lam: bool = True
 
 
 def _gp(sampling: str, one_sided: bool) -> Callable[[TrainConfig, Scaler, Engine], nn.Module]:
@@ -51,6 +53,7 @@ def _zero_centred(
     cls: type[BanachR1] | type[BanachR2] | type[BanachR1R2],
 ) -> Callable[..., nn.Module]:
     def build(c: TrainConfig, scaler: Scaler, engine: Engine) -> nn.Module:
+        check_lam(c, given=False)
         if not isinstance(c.gamma, float):
             raise ValueError(
                 f"--penalty {c.penalty} takes a fixed --gamma, its weight (10 in StyleGAN2), "
@@ -96,11 +99,13 @@ PENALTIES: dict[str, PenaltyKind] = {
         "BanachR1, (gamma/2) E||dD(real)||_B*^2 with --gamma its weight (Mescheder et al. 2018)",
         _zero_centred(BanachR1),
         lipschitz=False,
+        uses_lam=False,
     ),
     "r2": PenaltyKind(
         "BanachR2, (gamma/2) E||dD(fake)||_B*^2 with --gamma its weight",
         _zero_centred(BanachR2),
         lipschitz=False,
+        uses_lam=False,
     ),
     "r1r2": PenaltyKind(
         "BanachR1R2, R1 + R2 with one weight --gamma (R3GAN, Huang et al. 2024)",
@@ -122,6 +127,18 @@ def build_penalty(config: TrainConfig, grad_scaler: Scaler, engine: Engine) -> n
         raise ValueError(f"--penalty must be one of {sorted(PENALTIES)}, got {config.penalty!r}")
     penalty = PENALTIES[config.penalty].build(config, grad_scaler, engine)
     return penalty if config.lazy_every == 1 else Lazy(penalty, every=config.lazy_every)
+
+
+def check_lam(config: TrainConfig, given: bool) -> None:
+    """Raise ``ValueError`` naming ``--lam`` if ``config.penalty`` takes no lam while lam was
+    ``given`` or differs from the default (it would be ignored without a word)."""
+    kind = PENALTIES.get(config.penalty)
+    default = TrainConfig.__dataclass_fields__["lam"].default
+    if kind is not None and not kind.uses_lam and (given or config.lam != default):
+        raise ValueError(
+            f"--lam has no effect with --penalty {config.penalty}, which --gamma alone weights "
+            f"(--gamma 10 is StyleGAN2's R1 weight); drop --lam {config.lam}"
+        )
 
 
 def check_norm(spec: str, sample_shape: tuple[int, ...]) -> None:

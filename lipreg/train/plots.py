@@ -118,6 +118,8 @@ def _draw_surface(
         ax.scatter(shown[:, 0], shown[:, 1], s=3, c=colour, label=label, alpha=0.7)
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
     ax.set_aspect("equal")
     ax.legend(loc="upper right", fontsize="small", markerscale=3)
     if title:
@@ -291,6 +293,23 @@ SCALAR_GROUPS: tuple[tuple[str, str, Callable[[str], bool]], ...] = (
 )
 
 
+#: The y-axis labels of :func:`plot_scalars` for keys whose name does not say what they are
+#: (the others are labelled with their key).
+Y_LABELS = {
+    "wasserstein": "W1 estimate (E D(real) - E D(fake)) / gamma",
+    "critic_gap": "E D(real) - E D(fake)",
+    "penalty": "penalty",
+    "drift": "drift term",
+    "dual_norm_mean": "mean ||dD(x_hat)||_{B*}",
+    "dual_norm_max": "max ||dD(x_hat)||_{B*}",
+    "frac_above_gamma": "share with ||dD(x_hat)||_{B*} > gamma",
+    "lr": "learning rate",
+    "images_per_s": "real images per second",
+    "metric/w1": "W1 (exact, generated vs real)",
+    "metric/swd": "SWD x 1e3",
+}
+
+
 def read_scalars(path: str | Path) -> dict[str, tuple[list[float], list[float]]]:
     """The numeric series of a JSONL scalars file: ``key -> (steps, values)``.
 
@@ -370,7 +389,8 @@ def plot_scalars(path: str | Path, out_dir: str | Path, *, prefix: str = "") -> 
             xs, ys = series[key]
             ax.plot(xs, ys, marker="." if len(xs) < 30 else None, linewidth=1)
             ax.set_title(key, fontsize="medium")
-            ax.set_xlabel("step")
+            ax.set_xlabel("generator step")
+            ax.set_ylabel(Y_LABELS.get(key, key))
             ax.grid(alpha=0.3)
         for ax in axes.flat[len(keys) :]:
             ax.set_axis_off()

@@ -3,6 +3,9 @@ restricted unpickler (nothing in the files can run code)."""
 
 from __future__ import annotations
 
+import codecs
+import math
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -14,49 +17,93 @@ CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
 
 class ForbiddenPickleError(pickle.UnpicklingError):
-    """A CIFAR-10 file references a global outside the allowed list (nothing was run)."""
+    """A CIFAR-10 file references a global outside the allowed list, or calls an allowed one
+    as the genuine files never do (nothing was run)."""
 
 
 class _CifarUnpickler(pickle.Unpickler):
-    """Resolves only the globals that the official CIFAR-10 batches contain.
+    """Resolves only the globals that CIFAR-10 batches contain, however they were re-saved.
 
-    They hold a dict of bytes, lists of ints/bytes and one uint8 array; rebuilding the array
+    They hold a dict of bytes, lists of ints/bytes and one uint8 array. Rebuilding the array
     needs numpy's ``_reconstruct``, ``ndarray`` and ``dtype`` (``numpy.core`` in the official
-    Python 2 files, ``numpy._core`` when written by numpy 2) and, for files re-written by
-    Python 3 with protocol 2, ``_codecs.encode``. Anything else (such as ``os.system``) could
-    run code while loading and is refused.
+    Python 2 files, ``numpy._core`` when written by numpy 2), or ``_frombuffer`` with pickle
+    protocol 5; files re-written by Python 3 with protocols 0-2 build bytes with
+    ``_codecs.encode(text, "latin1")`` and empty bytes with ``bytes()``. Anything else (such
+    as ``os.system``) could run code while loading and is refused, and so are calls of the
+    allowed globals with other arguments: ``numpy.ndarray(shape)`` or ``_reconstruct`` with
+    a shape would allocate an array the file does not hold, so an array may declare at most
+    as many bytes as the file has.
     """
 
-    def __init__(self, file: Any, path: Path) -> None:
+    def __init__(self, file: Any, size: int) -> None:
         super().__init__(file, encoding="bytes")
-        self.path = path
+        self.allowed = _cifar_globals(size)
 
     def find_class(self, module: str, name: str) -> Any:
-        allowed = _cifar_globals()
-        if (module, name) not in allowed:
+        if (module, name) not in self.allowed:
             raise ForbiddenPickleError(
-                f"refusing to load {self.path}: it references {module}.{name}, which the "
-                f"official CIFAR-10 python files never contain (allowed: "
-                f"{', '.join(sorted(f'{m}.{n}' for m, n in allowed))}); get the genuine files "
-                f"from {CIFAR10_URL}"
+                f"it references {module}.{name}, which CIFAR-10 python files never contain "
+                f"(allowed: {', '.join(sorted(f'{m}.{n}' for m, n in self.allowed))})"
             )
-        return allowed[module, name]
+        return self.allowed[module, name]
 
 
-def _cifar_globals() -> dict[tuple[str, str], Any]:
-    import codecs
+class _Ndarray:
+    """Stands for ``numpy.ndarray`` as the class argument of ``_reconstruct``; the genuine
+    files never call ``numpy.ndarray`` itself."""
 
+    def __new__(cls, *args: object, **kwargs: object) -> _Ndarray:
+        raise ForbiddenPickleError(
+            "it calls numpy.ndarray(...) directly, which would allocate an array the file does "
+            "not hold; CIFAR-10 files rebuild arrays with numpy's _reconstruct"
+        )
+
+
+def _cifar_globals(size: int) -> dict[tuple[str, str], Any]:
+    """The allowed globals of a file of ``size`` bytes."""
     import numpy as np
 
-    # numpy's own array reconstructor, whatever module it lives in: importing it by name
+    # numpy's array reconstructors, whatever module they live in: importing them by name
     # would touch `numpy.core`, a deprecated alias in numpy 2 that warns.
-    rebuild = np.zeros(1).__reduce__()[0]
+    rebuild: Any = np.zeros(1).__reduce__()[0]
+    frombuffer: Any = np.zeros(1).__reduce_ex__(5)[0]
+
+    def reconstruct(subtype: object, shape: Any, dtype: Any) -> Any:
+        if subtype is not _Ndarray:
+            raise ForbiddenPickleError(f"it rebuilds an array of class {subtype!r}")
+        valid = isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)
+        if not valid or math.prod(shape) * np.dtype(dtype).itemsize > size:
+            raise ForbiddenPickleError(
+                f"it declares a numpy array of shape {shape!r}, more than the {size} bytes the "
+                "file holds; the genuine files rebuild arrays from data they contain"
+            )
+        return rebuild(np.ndarray, shape, dtype)
+
+    def encode(text: object, encoding: object = "utf-8") -> bytes:
+        if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+            raise ForbiddenPickleError(
+                f"it calls _codecs.encode with {type(text).__name__} and {encoding!r}; pickled "
+                "bytes are encode(text, 'latin1')"
+            )
+        return codecs.encode(text, "latin1")
+
+    def empty_bytes(*args: object) -> bytes:
+        if args:
+            raise ForbiddenPickleError(
+                "it calls bytes(...) with arguments; pickled empty bytes are bytes()"
+            )
+        return b""
+
     return {
-        ("numpy.core.multiarray", "_reconstruct"): rebuild,
-        ("numpy._core.multiarray", "_reconstruct"): rebuild,
-        ("numpy", "ndarray"): np.ndarray,
+        ("numpy.core.multiarray", "_reconstruct"): reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): reconstruct,
+        ("numpy.core.numeric", "_frombuffer"): frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): frombuffer,
+        ("numpy", "ndarray"): _Ndarray,
         ("numpy", "dtype"): np.dtype,
-        ("_codecs", "encode"): codecs.encode,
+        ("_codecs", "encode"): encode,
+        ("__builtin__", "bytes"): empty_bytes,
+        ("builtins", "bytes"): empty_bytes,
     }
 
 
@@ -103,9 +150,11 @@ def _read_cifar_batch(path: Path) -> tuple[Tensor, Tensor]:
 
     with path.open("rb") as f:
         try:
-            batch = _CifarUnpickler(f, path).load()
-        except ForbiddenPickleError:
-            raise
+            batch = _CifarUnpickler(f, os.fstat(f.fileno()).st_size).load()
+        except ForbiddenPickleError as err:
+            raise ForbiddenPickleError(
+                f"refusing to load {path}: {err}; get the genuine files from {CIFAR10_URL}"
+            ) from None
         except Exception as err:  # truncated or foreign files raise anything from EOF on
             raise ValueError(
                 f"cannot read {path} as a CIFAR-10 python batch ({type(err).__name__}: {err}); "
