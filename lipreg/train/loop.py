@@ -19,19 +19,14 @@ checkpoints and a clean stop on SIGINT/SIGTERM.
 from __future__ import annotations
 
 import gc
-import json
 import os
 import pickle
-import random
-import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
@@ -39,22 +34,18 @@ from torch.optim.swa_utils import AveragedModel
 
 from lipreg import Stats
 from lipreg.scaling import GammaScale, scale_by_gamma
-from lipreg.train import checkpoint
 from lipreg.train.batches import Batches
-from lipreg.train.config import RUNTIME_FIELDS, TrainConfig, _option
+from lipreg.train.config import TrainConfig, _option
 from lipreg.train.constraints import Constraint
 from lipreg.train.ctransform import CTransformObjective
 from lipreg.train.data import load_dataset
 from lipreg.train.distributed import (
     Context,
-    any_rank,
-    gather,
     main_first,
     setup,
     teardown,
     wrap,
 )
-from lipreg.train.evaluate import Evaluator
 from lipreg.train.models import build_models
 from lipreg.train.objectives import (
     check_method,
@@ -64,27 +55,14 @@ from lipreg.train.objectives import (
     warn_pairing,
 )
 from lipreg.train.penalties import PENALTIES, build_penalty, check_norm
-from lipreg.train.scalars import ScalarLog
+from lipreg.train.resume import Resumable, seed_everything
+from lipreg.train.running import Running
 from lipreg.train.schedules import Schedule, zero_centred
-from lipreg.train.signals import Interrupted, StopRequest
 
 CALIBRATION_SAMPLES = 10_000
 """Real samples behind lam and gamma when they are estimated before training."""
 
 _AMP_DTYPES = {"32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-@dataclass
-class Summary:
-    """The outcome of :meth:`Trainer.run`."""
-
-    step: int  #: generator steps done
-    out: Path  #: the run directory
-    interrupted: bool  #: stopped by SIGINT/SIGTERM (a checkpoint was saved)
-    files: list[Path] = field(default_factory=list)  #: files written at the end
-    #: the metrics (``metric/...``) of this run's evaluation at ``step``; empty on ranks other
-    #: than 0, when interrupted, or when the run made no evaluation at ``step``
-    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @contextmanager
@@ -127,15 +105,6 @@ def ema_update(decay: Callable[[int], float]) -> AvgFn:
     return update
 
 
-def _describe(penalty: nn.Module) -> str:
-    """``Name(options)`` on one line (with lam and gamma for calibrated penalties)."""
-    calibration = getattr(penalty, "calibration", None)
-    settings = "" if calibration is None else ", " + calibration.extra_repr()
-    inner = f"{type(penalty).__name__}({penalty.extra_repr()}{settings})"
-    wrapped = getattr(penalty, "penalty", None)
-    return f"{inner} of {_describe(wrapped)}" if isinstance(wrapped, nn.Module) else inner
-
-
 def _calibrated(penalty: nn.Module) -> Any:
     """The penalty holding the lam/gamma estimates (inside :class:`lipreg.Lazy`)."""
     inner = getattr(penalty, "penalty", None)
@@ -168,15 +137,7 @@ def check_out(out: str) -> None:
         raise ValueError(f"--out {out}: {existing} is not writable; give another directory")
 
 
-def _seed_everything(seed: int, rank: int) -> None:
-    """Independent streams per (seed, rank) for Python and torch (noise and the penalty's
-    interpolation weights)."""
-    derived = int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
-    random.seed(derived)
-    torch.manual_seed(derived)
-
-
-class Trainer:
+class Trainer(Running, Resumable):
     """A training run, built from ``config`` (and resumed from ``resume``, a checkpoint dict
     from :func:`lipreg.train.checkpoint.load`).
 
@@ -249,7 +210,7 @@ class Trainer:
             zero_centred(self.penalty, c)
         self.batches = Batches(self.data, c.batch_size // world, c.seed, self.ctx.rank, world)
         self.step = 0
-        _seed_everything(c.seed, self.ctx.rank)
+        seed_everything(c.seed, self.ctx.rank)
         if resume is not None:
             self._load(resume)
         self.gamma_scale = self._scale_critic(calibrate=resume is None)
@@ -366,144 +327,7 @@ class Trainer:
         if gamma is not None:
             zero_centred(self.penalty, self.config).gamma = gamma
 
-    def run(self) -> Summary:
-        """Train until ``steps`` (or a signal), logging, evaluating and checkpointing.
-
-        The first SIGINT or SIGTERM stops the run after the current iteration (or
-        evaluation) with a checkpoint. A second SIGINT stops it at once: a checkpoint is then
-        saved if the networks are between two iterations (in a single process), otherwise
-        the last one is kept.
-        """
-        c, main = self.config, self.ctx.main
-        out = Path(c.out)
-        resumed = self.step if self.step > 0 else None
-        evaluator = self.evaluator(out) if main else None  # reads data: fails before writing
-        log = ScalarLog(out, c.tensorboard, resume_step=resumed) if main else None
-        if main:
-            (out / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
-            self._announce(log, evaluator)
-        bar = self._progress_bar()
-        stop = StopRequest(announce=main)
-        self._saved_at = self.step if resumed is not None else -1
-        metrics: dict[str, float] = {}
-        files: list[Path] = []
-        stopped = at_once = False
-        with stop.installed():
-            try:
-                metrics, stopped = self._train(out, log, evaluator, bar, stop, resumed is None)
-                if main and not stopped:
-                    assert log is not None
-                    assert evaluator is not None
-                    if not c.eval_every or self.step % c.eval_every:
-                        metrics = evaluator.evaluate(self.step, self.sampler)
-                        self._write_metrics(log, metrics)
-                    files = evaluator.finish(self.step, log.path, self.sampler, self.d)
-            except Interrupted:
-                stopped = at_once = True
-                self._save_what_can_be_saved(out)
-            finally:
-                if bar is not None:
-                    bar.close()
-                if log is not None:
-                    log.close()
-        if main and stopped:
-            print(self._stopped_message(stop.signal_name or "a signal", at_once, out))
-        return Summary(
-            step=self.step,
-            out=out,
-            interrupted=stopped,
-            files=files,
-            metrics={} if stopped else metrics,
-        )
-
-    def _train(
-        self,
-        out: Path,
-        log: ScalarLog | None,
-        evaluator: Evaluator | None,
-        bar: Any,
-        stop: StopRequest,
-        fresh: bool,
-    ) -> tuple[dict[str, float], bool]:
-        """The loop of :meth:`run`: the last evaluation's metrics and whether a signal
-        stopped it (a checkpoint of the last step is on disk either way)."""
-        c = self.config
-        metrics: dict[str, float] = {}
-        if evaluator is not None and c.eval_every and fresh:
-            # the starting point of the curves
-            self._write_metrics(log, evaluator.evaluate(0, self.sampler))
-        tick, ticked_at = time.perf_counter(), self.step
-        stopped = False
-        while self.step < c.steps:
-            self._busy = "iteration"
-            self.iteration()
-            self._busy = ""
-            if self.step % c.log_every == 0 or self.step == c.steps:
-                now = time.perf_counter()
-                images = (self.step - ticked_at) * c.n_critic * c.batch_size
-                rate = images / max(now - tick, 1e-9)
-                tick, ticked_at = now, self.step
-                self._log(log, bar, rate)
-            if evaluator is not None and c.eval_every and self.step % c.eval_every == 0:
-                started = time.perf_counter()
-                metrics = evaluator.evaluate(self.step, self.sampler)
-                self._write_metrics(log, metrics)
-                tick += time.perf_counter() - started  # images/s counts training only
-            if any_rank(stop.requested, self.ctx):
-                stopped = True
-                break
-            if c.checkpoint_every and self.step % c.checkpoint_every == 0:
-                self._checkpoint(out)
-        if self._saved_at != self.step:
-            self._checkpoint(out)
-        return metrics, stopped
-
-    def _checkpoint(self, out: Path) -> None:
-        self._busy = "checkpoint"
-        self.save(out / "checkpoint.pt")
-        self._saved_at = self.step
-        self._busy = ""
-
-    def _save_what_can_be_saved(self, out: Path) -> None:
-        """After a second SIGINT: save the step if the state is whole and unsaved (saving is
-        collective, so a single process only)."""
-        if self._busy or self.ctx.distributed or self._saved_at == self.step:
-            return
-        # yet another SIGINT aborts the save, which is atomic: the last checkpoint stays
-        with suppress(Interrupted):
-            self._checkpoint(out)
-
-    def _stopped_message(self, name: str, at_once: bool, out: Path) -> str:
-        resume = f"Continue with: lipreg train --resume {out}"
-        if self._saved_at == self.step and not self._busy:
-            how = "at once by a second SIGINT" if at_once else f"by {name}"
-            return f"lipreg train: stopped {how} after step {self.step}; checkpoint saved. {resume}"
-        where = (
-            f"while saving step {self.step}"
-            if self._busy == "checkpoint"
-            else f"during step {self.step + 1}"
-        )
-        if self._saved_at < 0:
-            return (
-                f"lipreg train: stopped at once by a second SIGINT {where}, before a "
-                "checkpoint was saved; start the run again"
-            )
-        return (
-            f"lipreg train: stopped at once by a second SIGINT {where}; the checkpoint of step "
-            f"{self._saved_at} is kept (later steps are lost). {resume}"
-        )
-
     # ---- outputs ----------------------------------------------------------------------------
-
-    @property
-    def sampler(self) -> nn.Module:
-        """The generator that samples and metrics come from: the weight average with
-        ``--ema``, else the generator itself."""
-        return self.ema.module if self.ema is not None else self.g
-
-    def evaluator(self, out: Path) -> Evaluator:
-        """An :class:`~lipreg.train.evaluate.Evaluator` of this run writing under ``out``."""
-        return Evaluator(self.config, self.data, self.z_dim, self.device, out)
 
     def scalars(self) -> dict[str, float]:
         """The last iteration's scalars as floats: the critic's loss and gap, the penalty's
@@ -523,130 +347,6 @@ class Trainer:
             values["wasserstein"] = gap / values["gamma"] if "gamma" in values else gap
         values["lr"] = float(self.sched_g.get_last_lr()[0])
         return values
-
-    def _log(self, log: ScalarLog | None, bar: Any, rate: float) -> None:
-        if log is None:
-            return
-        values = {**self.scalars(), "images_per_s": rate}
-        log.write(self.step, values)
-        if bar is not None:
-            shown = {"W": "wasserstein", "pen": "penalty", "lam": "lam", "gamma": "gamma"}
-            if "wasserstein" not in values:  # other losses: the gap of the critic's scores
-                shown = {"gap": "critic_gap", **shown}
-            post = {k: f"{values[v]:.4g}" for k, v in shown.items() if v in values}
-            bar.set_postfix(**post, img_s=f"{rate:.0f}", refresh=False)
-            bar.update(self.step - bar.n)
-
-    def _write_metrics(self, log: ScalarLog | None, metrics: dict[str, float]) -> None:
-        if log is not None and metrics:
-            log.write(self.step, metrics)
-
-    def _progress_bar(self) -> Any:
-        if not (self.config.progress and self.ctx.main):
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=self.config.steps, initial=self.step, unit="step", dynamic_ncols=True)
-
-    def _announce(self, log: ScalarLog | None, evaluator: Evaluator | None) -> None:
-        c = self.config
-        sizes = [sum(p.numel() for p in m.parameters()) for m in (self.g, self.d)]
-        print(
-            f"lipreg train: {self.data!r}; generator {type(self.g).__name__} "
-            f"({sizes[0]:,} parameters), critic {type(self.d).__name__} ({sizes[1]:,}); "
-            f"loss {c.loss}; penalty {_describe(self.penalty)}"
-            + ("" if c.constraint == "none" else f"; constraint {self.constraint!r}")
-            + f"; {c.steps} steps on "
-            f"{self.ctx.world} x {self.device}, precision {c.precision}; writing to {c.out}"
-        )
-        for note in [*(log.notes if log else []), evaluator.note if evaluator else ""]:
-            if note:
-                print(f"lipreg train: {note}")
-
-    # ---- checkpoints ------------------------------------------------------------------------
-
-    def state(self) -> dict[str, Any]:
-        """Everything needed to continue exactly (this process's random state only)."""
-        return {
-            "step": self.step,
-            "config": self.config.to_dict(),
-            "generator": self.g.state_dict(),
-            "critic": self.d.state_dict(),
-            "ema": None if self.ema is None else self.ema.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "sched_g": self.sched_g.state_dict(),
-            "sched_d": self.sched_d.state_dict(),
-            "scaler_g": self.scaler_g.state_dict(),
-            "scaler_d": self.scaler_d.state_dict(),
-            "penalty": self.penalty.state_dict(),
-            "batches": self.batches.state_dict(),
-            "constraint": self.constraint.state_dict(),
-        }
-
-    def save(self, path: Path) -> None:
-        """Write a checkpoint from rank 0 holding every process's random state (every
-        process must call this)."""
-        states = gather(checkpoint.rng_state(), self.ctx)
-        if self.ctx.main:
-            checkpoint.save(path, {**self.state(), "rng": states})
-
-    def _load(self, state: dict[str, Any]) -> None:
-        if state["step"] > self.config.steps:
-            raise checkpoint.CheckpointError(
-                f"--resume: the checkpoint is at step {state['step']}, beyond --steps "
-                f"{self.config.steps}; resume with --steps {state['step']} or more"
-            )
-        saved = TrainConfig.from_saved(state["config"])
-        differ = [
-            f"{_option(k)} {getattr(saved, k)!r} (this run: {getattr(self.config, k)!r})"
-            for k in saved.to_dict()
-            if k not in RUNTIME_FIELDS and getattr(saved, k) != getattr(self.config, k)
-        ]
-        if differ:
-            raise checkpoint.CheckpointError(
-                "--resume: the checkpoint was written with other settings: "
-                + "; ".join(differ)
-                + ". Resume with the checkpoint's settings (drop those options) or start a new run"
-            )
-        if (state["ema"] is None) != (self.ema is None):
-            raise checkpoint.CheckpointError("--resume: the checkpoint's --ema setting differs")
-        try:
-            self.g.load_state_dict(state["generator"])
-            self.d.load_state_dict(state["critic"])
-            if self.ema is not None:
-                self.ema.load_state_dict(state["ema"])
-            self.opt_g.load_state_dict(state["opt_g"])
-            self.opt_d.load_state_dict(state["opt_d"])
-            self.sched_g.load_state_dict(state["sched_g"])
-            self.sched_d.load_state_dict(state["sched_d"])
-            self.scaler_g.load_state_dict(state["scaler_g"])
-            self.scaler_d.load_state_dict(state["scaler_d"])
-            self.penalty.load_state_dict(state["penalty"])
-            self.batches.load_state_dict(state["batches"])
-            # absent from checkpoints written before --constraint, which had none
-            self.constraint.load_state_dict(state.get("constraint", {}))
-        except (RuntimeError, KeyError, ValueError, TypeError) as e:
-            raise checkpoint.CheckpointError(
-                f"--resume: the checkpoint does not fit this run's models and optimisers: {e}"
-            ) from e
-        self.step = state["step"]
-        # A new --steps moves the end of the linear decay: the rate continues on the new line
-        # from this step (with --steps unchanged this is the saved rate, bit for bit).
-        for opt, sched in ((self.opt_g, self.sched_g), (self.opt_d, self.sched_d)):
-            for group, base in zip(opt.param_groups, sched.base_lrs, strict=True):
-                group["lr"] = base * self.schedule.lr_factor(self.step)
-        rng = state["rng"]
-        if len(rng) == self.ctx.world:
-            checkpoint.set_rng_state(rng[self.ctx.rank])
-        else:
-            _seed_everything(self.config.seed + self.step, self.ctx.rank)
-            if self.ctx.main:
-                print(
-                    f"lipreg train: the checkpoint was written by {len(rng)} processes, this run "
-                    f"has {self.ctx.world}; random streams are reseeded (not a bitwise "
-                    "continuation)"
-                )
 
     def close(self) -> None:
         """Leave the process group if this trainer joined it (the trainer cannot train after)."""

@@ -1,0 +1,245 @@
+"""Running a :class:`~lipreg.train.loop.Trainer`: the loop with logging, evaluations,
+checkpoints and a clean stop on SIGINT/SIGTERM (:meth:`Running.run`), and what it prints."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+
+from lipreg.train.config import TrainConfig
+from lipreg.train.constraints import Constraint
+from lipreg.train.data import TrainingData
+from lipreg.train.distributed import Context, any_rank
+from lipreg.train.evaluate import Evaluator
+from lipreg.train.scalars import ScalarLog
+from lipreg.train.signals import Interrupted, StopRequest
+
+
+@dataclass
+class Summary:
+    """The outcome of :meth:`Running.run`."""
+
+    step: int  #: generator steps done
+    out: Path  #: the run directory
+    interrupted: bool  #: stopped by SIGINT/SIGTERM (a checkpoint was saved)
+    files: list[Path] = field(default_factory=list)  #: files written at the end
+    #: the metrics (``metric/...``) of this run's evaluation at ``step``; empty on ranks other
+    #: than 0, when interrupted, or when the run made no evaluation at ``step``
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def describe(penalty: nn.Module) -> str:
+    """``Name(options)`` on one line (with lam and gamma for calibrated penalties)."""
+    calibration = getattr(penalty, "calibration", None)
+    settings = "" if calibration is None else ", " + calibration.extra_repr()
+    inner = f"{type(penalty).__name__}({penalty.extra_repr()}{settings})"
+    wrapped = getattr(penalty, "penalty", None)
+    return f"{inner} of {describe(wrapped)}" if isinstance(wrapped, nn.Module) else inner
+
+
+class Running:
+    """The run of a :class:`~lipreg.train.loop.Trainer` (a mixin: the trainer provides the
+    attributes and methods declared here)."""
+
+    config: TrainConfig
+    ctx: Context
+    step: int
+    data: TrainingData
+    g: nn.Module
+    d: nn.Module
+    penalty: nn.Module
+    constraint: Constraint
+    ema: AveragedModel | None
+    z_dim: int
+    device: torch.device
+    _saved_at: int  #: the step of the checkpoint this run wrote last (or resumed)
+    _busy: str  #: "iteration" or "checkpoint" while the state is not a whole step
+    # the trainer's steps, scalars and checkpoints
+    iteration: Callable[[], None]
+    scalars: Callable[[], dict[str, float]]
+    save: Callable[[Path], None]
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that samples and metrics come from: the weight average with
+        ``--ema``, else the generator itself."""
+        return self.ema.module if self.ema is not None else self.g
+
+    def evaluator(self, out: Path) -> Evaluator:
+        """An :class:`~lipreg.train.evaluate.Evaluator` of this run writing under ``out``."""
+        return Evaluator(self.config, self.data, self.z_dim, self.device, out)
+
+    def run(self) -> Summary:
+        """Train until ``steps`` (or a signal), logging, evaluating and checkpointing.
+
+        The first SIGINT or SIGTERM stops the run after the current iteration (or
+        evaluation) with a checkpoint. A second SIGINT stops it at once: a checkpoint is then
+        saved if the networks are between two iterations (in a single process), otherwise
+        the last one is kept.
+        """
+        c, main = self.config, self.ctx.main
+        out = Path(c.out)
+        resumed = self.step if self.step > 0 else None
+        evaluator = self.evaluator(out) if main else None  # reads data: fails before writing
+        log = ScalarLog(out, c.tensorboard, resume_step=resumed) if main else None
+        if main:
+            (out / "config.json").write_text(json.dumps(c.to_dict(), indent=2) + "\n")
+            self._announce(log, evaluator)
+        bar = self._progress_bar()
+        stop = StopRequest(announce=main)
+        self._saved_at = self.step if resumed is not None else -1
+        metrics: dict[str, float] = {}
+        files: list[Path] = []
+        stopped = at_once = False
+        with stop.installed():
+            try:
+                metrics, stopped = self._train(out, log, evaluator, bar, stop, resumed is None)
+                if main and not stopped:
+                    assert log is not None
+                    assert evaluator is not None
+                    if not c.eval_every or self.step % c.eval_every:
+                        metrics = evaluator.evaluate(self.step, self.sampler)
+                        self._write_metrics(log, metrics)
+                    files = evaluator.finish(self.step, log.path, self.sampler, self.d)
+            except Interrupted:
+                stopped = at_once = True
+                self._save_what_can_be_saved(out)
+            finally:
+                if bar is not None:
+                    bar.close()
+                if log is not None:
+                    log.close()
+        if main and stopped:
+            print(self._stopped_message(stop.signal_name or "a signal", at_once, out))
+        return Summary(
+            step=self.step,
+            out=out,
+            interrupted=stopped,
+            files=files,
+            metrics={} if stopped else metrics,
+        )
+
+    def _train(
+        self,
+        out: Path,
+        log: ScalarLog | None,
+        evaluator: Evaluator | None,
+        bar: Any,
+        stop: StopRequest,
+        fresh: bool,
+    ) -> tuple[dict[str, float], bool]:
+        """The loop of :meth:`run`: the last evaluation's metrics and whether a signal
+        stopped it (a checkpoint of the last step is on disk either way)."""
+        c = self.config
+        metrics: dict[str, float] = {}
+        if evaluator is not None and c.eval_every and fresh:
+            # the starting point of the curves
+            self._write_metrics(log, evaluator.evaluate(0, self.sampler))
+        tick, ticked_at = time.perf_counter(), self.step
+        stopped = False
+        while self.step < c.steps:
+            self._busy = "iteration"
+            self.iteration()
+            self._busy = ""
+            if self.step % c.log_every == 0 or self.step == c.steps:
+                now = time.perf_counter()
+                images = (self.step - ticked_at) * c.n_critic * c.batch_size
+                rate = images / max(now - tick, 1e-9)
+                tick, ticked_at = now, self.step
+                self._log(log, bar, rate)
+            if evaluator is not None and c.eval_every and self.step % c.eval_every == 0:
+                started = time.perf_counter()
+                metrics = evaluator.evaluate(self.step, self.sampler)
+                self._write_metrics(log, metrics)
+                tick += time.perf_counter() - started  # images/s counts training only
+            if any_rank(stop.requested, self.ctx):
+                stopped = True
+                break
+            if c.checkpoint_every and self.step % c.checkpoint_every == 0:
+                self._checkpoint(out)
+        if self._saved_at != self.step:
+            self._checkpoint(out)
+        return metrics, stopped
+
+    def _checkpoint(self, out: Path) -> None:
+        self._busy = "checkpoint"
+        self.save(out / "checkpoint.pt")
+        self._saved_at = self.step
+        self._busy = ""
+
+    def _save_what_can_be_saved(self, out: Path) -> None:
+        """After a second SIGINT: save the step if the state is whole and unsaved (saving is
+        collective, so a single process only)."""
+        if self._busy or self.ctx.distributed or self._saved_at == self.step:
+            return
+        # yet another SIGINT aborts the save, which is atomic: the last checkpoint stays
+        with suppress(Interrupted):
+            self._checkpoint(out)
+
+    def _stopped_message(self, name: str, at_once: bool, out: Path) -> str:
+        resume = f"Continue with: lipreg train --resume {out}"
+        if self._saved_at == self.step and not self._busy:
+            how = "at once by a second SIGINT" if at_once else f"by {name}"
+            return f"lipreg train: stopped {how} after step {self.step}; checkpoint saved. {resume}"
+        where = (
+            f"while saving step {self.step}"
+            if self._busy == "checkpoint"
+            else f"during step {self.step + 1}"
+        )
+        if self._saved_at < 0:
+            return (
+                f"lipreg train: stopped at once by a second SIGINT {where}, before a "
+                "checkpoint was saved; start the run again"
+            )
+        return (
+            f"lipreg train: stopped at once by a second SIGINT {where}; the checkpoint of step "
+            f"{self._saved_at} is kept (later steps are lost). {resume}"
+        )
+
+    def _log(self, log: ScalarLog | None, bar: Any, rate: float) -> None:
+        if log is None:
+            return
+        values = {**self.scalars(), "images_per_s": rate}
+        log.write(self.step, values)
+        if bar is not None:
+            shown = {"W": "wasserstein", "pen": "penalty", "lam": "lam", "gamma": "gamma"}
+            if "wasserstein" not in values:  # other losses: the gap of the critic's scores
+                shown = {"gap": "critic_gap", **shown}
+            post = {k: f"{values[v]:.4g}" for k, v in shown.items() if v in values}
+            bar.set_postfix(**post, img_s=f"{rate:.0f}", refresh=False)
+            bar.update(self.step - bar.n)
+
+    def _write_metrics(self, log: ScalarLog | None, metrics: dict[str, float]) -> None:
+        if log is not None and metrics:
+            log.write(self.step, metrics)
+
+    def _progress_bar(self) -> Any:
+        if not (self.config.progress and self.ctx.main):
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.config.steps, initial=self.step, unit="step", dynamic_ncols=True)
+
+    def _announce(self, log: ScalarLog | None, evaluator: Evaluator | None) -> None:
+        c = self.config
+        sizes = [sum(p.numel() for p in m.parameters()) for m in (self.g, self.d)]
+        print(
+            f"lipreg train: {self.data!r}; generator {type(self.g).__name__} "
+            f"({sizes[0]:,} parameters), critic {type(self.d).__name__} ({sizes[1]:,}); "
+            f"loss {c.loss}; penalty {describe(self.penalty)}"
+            + ("" if c.constraint == "none" else f"; constraint {self.constraint!r}")
+            + f"; {c.steps} steps on "
+            f"{self.ctx.world} x {self.device}, precision {c.precision}; writing to {c.out}"
+        )
+        for note in [*(log.notes if log else []), evaluator.note if evaluator else ""]:
+            if note:
+                print(f"lipreg train: {note}")
