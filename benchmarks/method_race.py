@@ -3,8 +3,8 @@
 Every method trains the README's main job (the preset bwgan-digits: scikit-learn's digits at
 16x16, the DCGAN pair, Adam, 5 critic steps per generator step, the drift term, the weight
 average, the digits quality metric) with its own regulariser, loss and constants as
-published (the table METHODS, with sources); nothing else differs. The question is the
-issue's: which method gives the best quality per second, and does one reach WGAN-GP's final
+published (the table METHODS, with sources); nothing else differs. The questions: which
+method gives the best quality per second, and does one reach WGAN-GP's final
 quality in at most half of WGAN-GP's wall time?
 
 The budget ("--budget wall", the default) is a common wall-clock budget: WGAN-GP trains

@@ -44,7 +44,7 @@ METRICS = {FID: ("digits FID", "lower"), CLASSES: ("classes reached", "higher")}
 
 STEPS, SEEDS, JOBS, EVALS = 500, 5, 2, 10
 """Defaults: 65 runs of 500 steps, two at a time, take about 75 minutes on 2 quiet cores at the
-per-iteration times measured for docs/studies.md (the issue's budget is 90; the preset's own
+per-iteration times measured for docs/studies.md (the budget is 90; the preset's own
 600 steps would take about 90)."""
 
 

@@ -188,7 +188,7 @@ def test_one_class_and_dropped_classes(
 ) -> None:
     images, labels = train_set
     one = quality(images[labels == 3])
-    p_r = torch.tensor(quality.reference((8, 8))[1].argmax(1).eq(3).double().mean())
+    p_r = quality.reference((8, 8))[1].argmax(1).eq(3).double().mean()
     assert one.classes == 1 and one.kl == pytest.approx(float(-p_r.log()), abs=0.15)
     dropped = [quality(images[labels >= k]) for k in (0, 1, 2, 4, 6)]
     assert [s.classes for s in dropped] == [10, 9, 8, 6, 4]
