@@ -23,6 +23,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -224,6 +225,31 @@ def record(
         "probes": {n: dataclasses.asdict(p) for n, p in probes.items()},
         **details,
     }
+
+
+def execute(
+    script: str,
+    argv: Sequence[str] | None,
+    work: Sequence[Job],
+    probes: dict[str, Probe],
+    jobs: int,
+    saved: Path,
+    dry_run: bool,
+    plan: dict[str, int] | None = None,
+    **details: Any,
+) -> tuple[list[Run], dict[str, Any]] | None:
+    """Announce the ``work`` and its estimated duration, then (unless ``dry_run``) train it
+    ``jobs`` at a time and save the runs to ``saved`` with :func:`record`'s meta (the command
+    is ``script`` with ``argv``, default ``sys.argv[1:]``, ``details``, ``jobs`` and the ``plan``
+    of steps if one is given); returns the runs and the meta, or ``None`` for a dry run."""
+    announce(work, probes, jobs, plan)
+    if dry_run:
+        return None
+    runs = train_all(work, jobs)
+    details = {**details, "jobs": jobs, **({} if plan is None else {"plan": plan})}
+    meta = record(script, sys.argv[1:] if argv is None else argv, probes, **details)
+    save_runs(runs, saved, meta)
+    return runs, meta
 
 
 # ---- statistics --------------------------------------------------------------------------

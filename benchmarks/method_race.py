@@ -316,23 +316,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, (o, _) in METHODS.items()
         }
         work = [(n, seed, c, None) for seed in range(seeds) for n, c in configs.items()]
-        _study.announce(work, probes, jobs, plan)
-        if args.dry_run:
-            return 0
-        runs = _study.train_all(work, jobs)
-        meta = _study.record(
+        done = _study.execute(
             "method_race.py",
-            sys.argv[1:] if argv is None else argv,
+            argv,
+            work,
             probes,
+            jobs,
+            saved,
+            args.dry_run,
+            plan,
             steps=steps,
             seeds=seeds,
-            jobs=jobs,
             budget=args.budget,
             fid_threshold=FID_THRESHOLD if args.fid_threshold is None else args.fid_threshold,
-            plan=plan,
             methods={n: {"overrides": o, "source": s} for n, (o, s) in METHODS.items()},
         )
-        _study.save_runs(runs, saved, meta)
+        if done is None:
+            return 0
+        runs, meta = done
     text = report(runs, meta)
     (out / "method_race.md").write_text(text)
     figure = plot(runs, meta, args.figures or out)

@@ -235,21 +235,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"norm study: {len(configs)} settings x {seeds} seeds, {steps} steps, {jobs} jobs")
         print(f"machine: {_study.machine()}")
         probes = {n: _study.probe(c, 1 if args.quick else 3) for n, c in configs.items()}
-        _study.announce(work, probes, jobs)
-        if args.dry_run:
-            return 0
-        runs = _study.train_all(work, jobs)
-        meta = _study.record(
+        done = _study.execute(
             "norm_study.py",
-            sys.argv[1:] if argv is None else argv,
+            argv,
+            work,
             probes,
+            jobs,
+            saved,
+            args.dry_run,
             steps=steps,
             seeds=seeds,
             eval_samples=configs[BASELINE].eval_samples,
             settings=settings(),
             study=study,
         )
-        _study.save_runs(runs, saved, meta)
+        if done is None:
+            return 0
+        runs, meta = done
     text = report(runs, meta)
     (out / "norm_study.md").write_text(text)
     files = plot(runs, args.figures or out)
