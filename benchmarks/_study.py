@@ -335,6 +335,78 @@ def fmt(mean: float, half: float, digits: int = 1) -> str:
     return f"{mean:.{digits}f} ± {half:.{digits}f}"
 
 
+def finite(values: Sequence[float]) -> list[float]:
+    return [v for v in values if math.isfinite(v)]
+
+
+def cell(values: Sequence[float]) -> str:
+    """Mean ± 95 % half-width over the finite values, and how many diverged."""
+    ok = finite(values)
+    if not ok:
+        return f"diverged ({len(values)}/{len(values)})"
+    text = fmt(*mean_ci(ok))
+    return text if len(ok) == len(values) else f"{text} (diverged {len(values) - len(ok)})"
+
+
+def comparisons(
+    groups: dict[str, list[Run]], key: str, baseline: str
+) -> dict[str, tuple[float, float, float]]:
+    """Per setting but ``baseline``: the paired difference to it in ``key`` at the last
+    evaluation, over the seeds both ended with finite values (mean, half-width, p-value)."""
+    base = {r.seed: r.final(key) for r in groups[baseline]}
+    out = {}
+    for name, runs in groups.items():
+        if name == baseline:
+            continue
+        pairs = [
+            (r.final(key), base[r.seed])
+            for r in runs
+            if r.seed in base and math.isfinite(r.final(key)) and math.isfinite(base[r.seed])
+        ]
+        if len(pairs) < 2:
+            out[name] = (math.nan, math.nan, math.nan)
+            continue
+        a, b = zip(*pairs, strict=True)
+        out[name] = paired(a, b)
+    return out
+
+
+def verdict(diff: float, adjusted: float, better: str) -> str:
+    """Whether a difference with Holm-adjusted p-value ``adjusted`` is significant at 5 %,
+    and in which direction (``better`` is "lower" or "higher")."""
+    if math.isnan(adjusted) or adjusted > 0.05:
+        return "no"
+    good = diff < 0 if better == "lower" else diff > 0
+    return "yes, better" if good else "yes, worse"
+
+
+def paired_table(
+    groups: dict[str, list[Run]], key: str, label: str, better: str, baseline: str
+) -> list[str]:
+    """Markdown lines: every setting's difference to ``baseline`` in ``key`` at the last
+    evaluation, paired by seed, with its paired t-test and Holm's correction across the
+    settings (one family per metric), and the list of the significant ones."""
+    diffs = comparisons(groups, key, baseline)
+    adjusted = dict(zip(diffs, holm([p for _, _, p in diffs.values()]), strict=True))
+    lines = [
+        f"## {label}: difference to {baseline}, paired by seed ({better} is better)",
+        "",
+        "| setting | difference | p (paired t-test) | p (Holm) | significant at 5 % |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for name, (diff, half, p) in diffs.items():
+        sig = verdict(diff, adjusted[name], better)
+        lines.append(f"| {name} | {fmt(diff, half, 2)} | {p:.3g} | {adjusted[name]:.3g} | {sig} |")
+    significant = [n for n, (d, _, _) in diffs.items() if verdict(d, adjusted[n], better) != "no"]
+    return [
+        *lines,
+        "",
+        f"Significant after Holm's correction across the {len(diffs)} comparisons: "
+        + (", ".join(significant) if significant else "none")
+        + ". (A p-value of nan: fewer than two pairs, or differences that do not vary.)",
+    ]
+
+
 # ---- records -----------------------------------------------------------------------------
 
 

@@ -98,8 +98,8 @@ METHODS: dict[str, tuple[dict[str, Any], str]] = {
 """Every method's changes to the preset and where its constants come from (not tuned here)."""
 
 STEPS, SEEDS, JOBS, EVALS, FID_THRESHOLD = 500, 5, 2, 20, 100.0
-"""Defaults: 13 methods x 5 seeds, one at a time, each as long as 500 WGAN-GP steps: about 100
-minutes on a quiet machine at the per-iteration times measured for docs/studies.md."""
+"""Defaults: 13 methods x 5 seeds, two at a time, each as long as 500 WGAN-GP steps: about 75
+minutes on 2 quiet cores at the per-iteration times measured for docs/studies.md."""
 
 
 def study_overrides(steps: int, evals: int, quick: bool) -> dict[str, Any]:
@@ -198,8 +198,8 @@ def report(runs: list[Run], meta: dict[str, Any]) -> str:
     for name, group in groups.items():
         steps = group[0].steps
         per_step = statistics.fmean(1e3 * r.seconds / max(r.steps, 1) for r in group)
-        fid = _study.fmt(*_study.mean_ci([r.final(FID) for r in group]))
-        classes = _study.fmt(*_study.mean_ci([r.final(CLASSES) for r in group]))
+        fid = _study.cell([r.final(FID) for r in group])
+        classes = _study.cell([r.final(CLASSES) for r in group])
         to_goal = times_to(group, target)
         within = sum(t is not None and t <= half for t in to_goal)
         lines.append(
@@ -211,6 +211,12 @@ def report(runs: list[Run], meta: dict[str, Any]) -> str:
         "Times are the training seconds at the first evaluation at or below the FID, mean ± "
         "95 % t interval over the seeds that reach it (k/n: how many do); 'never' when none "
         "does within the budget. Final values: mean ± 95 % t interval over seeds.",
+        "",
+        "At the end of the common budget, every method against WGAN-GP, paired by seed:",
+        "",
+        *_study.paired_table(groups, FID, "digits FID", "lower", BASELINE),
+        "",
+        *_study.paired_table(groups, CLASSES, "classes reached", "higher", BASELINE),
         "",
         "| method | settings and source |",
         "| --- | --- |",

@@ -78,47 +78,6 @@ def study_overrides(steps: int, evals: int, quick: bool) -> dict[str, Any]:
 # ---- report ------------------------------------------------------------------------------
 
 
-def finite(values: Sequence[float]) -> list[float]:
-    return [v for v in values if math.isfinite(v)]
-
-
-def cell(values: Sequence[float]) -> str:
-    """Mean ± 95 % half-width over the finite values, and how many diverged."""
-    ok = finite(values)
-    if not ok:
-        return f"diverged ({len(values)}/{len(values)})"
-    text = _study.fmt(*_study.mean_ci(ok))
-    return text if len(ok) == len(values) else f"{text} (diverged {len(values) - len(ok)})"
-
-
-def comparisons(groups: dict[str, list[Run]], key: str) -> dict[str, tuple[float, float, float]]:
-    """Per setting but the baseline: the paired difference to WGAN-GP in ``key`` over the seeds
-    both finished with finite values (mean, half-width, p-value)."""
-    base = {r.seed: r.final(key) for r in groups[BASELINE]}
-    out = {}
-    for name, runs in groups.items():
-        if name == BASELINE:
-            continue
-        pairs = [
-            (r.final(key), base[r.seed])
-            for r in runs
-            if r.seed in base and math.isfinite(r.final(key)) and math.isfinite(base[r.seed])
-        ]
-        if len(pairs) < 2:
-            out[name] = (math.nan, math.nan, math.nan)
-            continue
-        a, b = zip(*pairs, strict=True)
-        out[name] = _study.paired(a, b)
-    return out
-
-
-def verdict(diff: float, adjusted: float, better: str) -> str:
-    if math.isnan(adjusted) or adjusted > 0.05:
-        return "no"
-    good = diff < 0 if better == "lower" else diff > 0
-    return "yes, better" if good else "yes, worse"
-
-
 def report(runs: list[Run], meta: dict[str, Any]) -> str:
     """The Markdown tables of ``runs``."""
     groups = _study.by_name(runs)
@@ -142,31 +101,10 @@ def report(runs: list[Run], meta: dict[str, Any]) -> str:
         for key in ("lam", "gamma"):
             values = [r.train[-1][key] for r in group if r.train and key in r.train[-1]]
             constants.append(f"{sum(values) / len(values):.3g}" if values else "")
-        quality = [cell([r.final(key) for r in group]) for key in METRICS]
+        quality = [_study.cell([r.final(key) for r in group]) for key in METRICS]
         lines.append(f"| {name} | {' | '.join(constants)} | {' | '.join(quality)} |")
     for key, (label, better) in METRICS.items():
-        diffs = comparisons(groups, key)
-        adjusted = dict(zip(diffs, _study.holm([p for _, _, p in diffs.values()]), strict=True))
-        lines += [
-            "",
-            f"## {label}: difference to {BASELINE}, paired by seed ({better} is better)",
-            "",
-            "| setting | difference | p (paired t-test) | p (Holm) | significant at 5 % |",
-            "| --- | ---: | ---: | ---: | --- |",
-        ]
-        for name, (diff, half, p) in diffs.items():
-            shown = _study.fmt(diff, half, 2)
-            sig = verdict(diff, adjusted[name], better)
-            lines.append(f"| {name} | {shown} | {p:.3g} | {adjusted[name]:.3g} | {sig} |")
-        significant = [
-            n for n, (d, _, _) in diffs.items() if verdict(d, adjusted[n], better) != "no"
-        ]
-        lines += [
-            "",
-            f"Significant after Holm's correction across the {len(diffs)} comparisons: "
-            + (", ".join(significant) if significant else "none")
-            + ". (A p-value of nan: fewer than two pairs, or differences that do not vary.)",
-        ]
+        lines += ["", *_study.paired_table(groups, key, label, better, BASELINE)]
     return "\n".join(lines) + "\n"
 
 
@@ -187,14 +125,14 @@ def plot(runs: list[Run], out: Path) -> list[Path]:
     for filename, xlabel, xs, name_of, log in sweeps:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
         for ax, (key, (label, better)) in zip(axes, METRICS.items(), strict=True):
-            base = finite([r.final(key) for r in groups[BASELINE]])
+            base = _study.finite([r.final(key) for r in groups[BASELINE]])
             if base:
                 mean, half = _study.mean_ci(base)
                 half = 0.0 if math.isnan(half) else half
                 ax.axhspan(mean - half, mean + half, color="0.85")
                 ax.axhline(mean, color="0.4", lw=1, label=f"{BASELINE} ($L^2$, lam 10, gamma 1)")
-            points = [(x, finite([r.final(key) for r in groups.get(name_of(x), [])])) for x in xs]
-            points = [(x, _study.mean_ci(v)) for x, v in points if v]
+            values = [_study.finite([r.final(key) for r in groups.get(name_of(x), [])]) for x in xs]
+            points = [(x, _study.mean_ci(v)) for x, v in zip(xs, values, strict=True) if v]
             if points:
                 px = [x for x, _ in points]
                 py = [m for _, (m, _) in points]

@@ -183,7 +183,7 @@ def test_norm_study_pairs_by_seed_and_corrects_for_twelve_comparisons() -> None:
         for seed, f in enumerate(values)
     ]
     groups = _study.by_name(runs)
-    diffs = norm_study.comparisons(groups, FID)
+    diffs = _study.comparisons(groups, FID, norm_study.BASELINE)
     assert len(diffs) == 12
     d = [-10.0, -11.0, -9.0, -11.0, -11.0]
     expected = scipy.stats.ttest_1samp(d, 0.0).pvalue
@@ -199,8 +199,8 @@ def test_norm_study_pairs_by_seed_and_corrects_for_twelve_comparisons() -> None:
 
 
 def test_norm_study_marks_diverged_runs() -> None:
-    assert norm_study.cell([1.0, math.inf, 3.0]) == "2.0 ± 12.7 (diverged 1)"
-    assert norm_study.cell([math.inf, math.inf]) == "diverged (2/2)"
+    assert _study.cell([1.0, math.inf, 3.0]) == "2.0 ± 12.7 (diverged 1)"
+    assert _study.cell([math.inf, math.inf]) == "diverged (2/2)"
 
 
 def race(times: dict[str, list[list[tuple[int, float, float]]]]) -> list[Run]:
@@ -246,6 +246,18 @@ def test_the_race_table_says_never_and_counts_seeds() -> None:
     assert "| never (0/2) | never (0/2) | 0/2 |" in row
     row = next(line for line in text.splitlines() if line.startswith("| WGAN-GP |"))
     assert "| 100 ± 0 s (2/2) | 100 ± 0 s (2/2) | 0/2 |" in row  # 100 s is not within 50 s
+
+
+def test_the_race_compares_final_quality_with_wgan_gp_paired_by_seed() -> None:
+    gp = [[(0, 0, 900.0), (200, 100.0, f)] for f in (40.0, 50.0, 45.0)]
+    better = [[(0, 0, 900.0), (400, 100.0, f)] for f in (30.0, 41.0, 34.0)]
+    text = method_race.report(race({"WGAN-GP": gp, "R1+R2": better}), {"methods": {}})
+    d = [-10.0, -9.0, -11.0]
+    p = scipy.stats.ttest_1samp(d, 0.0).pvalue
+    row = next(line for line in text.splitlines() if line.startswith("| R1+R2 | -10.00"))
+    half = _study.mean_ci(d)[1]
+    assert row == f"| R1+R2 | -10.00 ± {half:.2f} | {p:.3g} | {p:.3g} | yes, better |"
+    assert "digits FID: difference to WGAN-GP, paired by seed (lower is better)" in text
 
 
 def test_a_common_wall_clock_budget_gives_cheap_methods_more_steps() -> None:
