@@ -26,6 +26,7 @@ import _study  # noqa: E402
 import gamma_parametrisation  # noqa: E402
 import method_race  # noqa: E402
 import norm_study  # noqa: E402
+import sn_operator_norms  # noqa: E402
 from _study import CLASSES, FID, Run  # noqa: E402
 
 from lipreg.train.config import TrainConfig  # noqa: E402
@@ -336,3 +337,11 @@ def test_the_gamma_study_logs_the_critics_weights(tmp_path: Path) -> None:
     assert values["critic_weight_norm"] == pytest.approx(float(after.norm()))
     assert values["critic_moved"] == pytest.approx(float((after - before).norm() / after.norm()))
     assert "dual_norm_mean" in values  # the trainer's own scalars are still there
+
+
+def test_fft_spectral_normalisation_bounds_each_convolution_and_power_iteration_does_not() -> None:
+    fft = sn_operator_norms.measure("fft")
+    power = sn_operator_norms.measure("power")
+    assert len(fft) == len(power) == 2
+    assert all(v <= 1 + 1e-6 for v in fft), fft  # certified: every layer at most 1-Lipschitz
+    assert max(power) > 1, power  # the reshaped kernel's sigma understates the operator norm
