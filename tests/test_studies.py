@@ -345,3 +345,30 @@ def test_fft_spectral_normalisation_bounds_each_convolution_and_power_iteration_
     assert len(fft) == len(power) == 2
     assert all(v <= 1 + 1e-6 for v in fft), fft  # certified: every layer at most 1-Lipschitz
     assert max(power) > 1, power  # the reshaped kernel's sigma understates the operator norm
+
+
+KEPT = [
+    (gamma_parametrisation, "gamma", "gamma_parametrisation", "theory.md"),
+    (norm_study, "norm", "norm_study", "studies.md"),
+    (method_race, "race", "method_race", "studies.md"),
+]
+
+
+@pytest.mark.parametrize(
+    ("script", "folder", "stem", "page"), KEPT, ids=[folder for _, folder, _, _ in KEPT]
+)
+def test_kept_results_give_the_tables_the_docs_show(
+    script: object, folder: str, stem: str, page: str
+) -> None:
+    """The docs' numbers come from the kept runs: their report, rebuilt from the JSON, is the
+    kept Markdown, and every table row of it stands on the page."""
+    kept = ROOT / "benchmarks" / "results" / folder
+    if not (kept / f"{stem}.json").exists():
+        pytest.skip(f"no kept runs in {kept}")
+    runs, meta = _study.load_runs(kept / f"{stem}.json")
+    text = script.report(runs, meta)  # type: ignore[attr-defined]
+    assert text == (kept / f"{stem}.md").read_text()
+    shown = (ROOT / "docs" / page).read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    missing = [row for row in rows if row not in shown]
+    assert not missing, f"docs/{page} lacks rows of {stem}.md: {missing[:3]}"
