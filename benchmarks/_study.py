@@ -455,6 +455,21 @@ QUICK = {
 """``--quick``: a tiny version of the task (seconds), for smoke tests of the scripts."""
 
 
+def study_overrides(
+    steps: int, evals: int, quick: bool, log_every: int | None = None
+) -> dict[str, Any]:
+    """A study's own choices on top of the preset: ``steps`` generator steps, ``evals``
+    evaluations after step 0, training scalars logged as often (or every ``log_every``
+    steps), and the tiny task of :data:`QUICK` when ``quick``."""
+    every = max(1, steps // evals)
+    return {
+        "steps": steps,
+        "eval_every": every,
+        "log_every": every if log_every is None else log_every,
+        **(QUICK if quick else {}),
+    }
+
+
 def base_config(**overrides: Any) -> TrainConfig:
     """The preset's configuration with ``overrides`` (the study's own choices), writing
     nothing but what the study reads."""

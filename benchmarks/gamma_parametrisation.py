@@ -137,12 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs, meta = _study.load_runs(saved)
     else:
         steps, seeds, jobs = (2, 2, 1) if args.quick else (args.steps, args.seeds, args.jobs)
-        study = {
-            "steps": steps,
-            "eval_every": max(1, steps // args.evals),
-            "log_every": max(1, steps // 60),
-            **(_study.QUICK if args.quick else {}),
-        }
+        study = _study.study_overrides(steps, args.evals, args.quick, log_every=max(1, steps // 60))
         configs = {name: _study.base_config(**study, **c) for name, c in SETTINGS.items()}
         work = [
             (name, seed, config, probe_weights)

@@ -102,16 +102,6 @@ STEPS, SEEDS, JOBS, EVALS, FID_THRESHOLD = 500, 5, 2, 20, 100.0
 minutes on 2 quiet cores at the per-iteration times measured for docs/studies.md."""
 
 
-def study_overrides(steps: int, evals: int, quick: bool) -> dict[str, Any]:
-    """The race's own choices on top of the preset (all in one place)."""
-    return {
-        "steps": steps,
-        "eval_every": max(1, steps // evals),
-        "log_every": max(1, steps // evals),
-        **(_study.QUICK if quick else {}),
-    }
-
-
 def budgeted(steps: int, probes: dict[str, _study.Probe], budget: str) -> dict[str, int]:
     """Every method's generator steps: ``steps`` for all (``budget="steps"``), or as many as
     fit in WGAN-GP's time for ``steps`` at each method's CPU time per iteration."""
@@ -329,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{args.budget} of WGAN-GP's {steps} steps"
         )
         print(f"machine: {_study.machine()}")
-        probe_config = _study.base_config(**study_overrides(steps, args.evals, args.quick))
+        probe_config = _study.base_config(**_study.study_overrides(steps, args.evals, args.quick))
         probes = {
             name: _study.probe(
                 dataclasses.replace(probe_config, **overrides).checked(),
@@ -339,7 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         plan = budgeted(steps, probes, args.budget)
         configs = {
-            name: _study.base_config(**study_overrides(plan[name], args.evals, args.quick), **o)
+            name: _study.base_config(
+                **_study.study_overrides(plan[name], args.evals, args.quick), **o
+            )
             for name, (o, _) in METHODS.items()
         }
         work = [(n, seed, c, None) for seed in range(seeds) for n, c in configs.items()]

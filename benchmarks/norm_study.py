@@ -9,9 +9,9 @@ plus WGAN-GP (L^2, lam 10, gamma 1) as the baseline, and scores every run with t
 quality metric (digits FID, classes reached; docs/metrics.md).
 
 Every setting is the preset with its norm (and lam, gamma) changed; the study's own choices
-(steps, evaluations) are in ``study_overrides``. Runs with the same seed share the data
-order, the initial weights and the noise, so the differences to WGAN-GP are paired by seed:
-the table gives their mean with a 95 % t interval and the p-value of the paired t-test, and
+(steps, evaluations) come from ``_study.study_overrides``. Runs with the same seed share
+the data order, the initial weights and the noise, so the differences to WGAN-GP are paired
+by seed: the table gives their mean with a 95 % t interval and the p-value of the paired t-test, and
 Holm's correction across the 12 comparisons of each metric says which differences are
 significant at the 5 % level.
 
@@ -63,16 +63,6 @@ def settings() -> dict[str, dict[str, Any]]:
     out |= {sobolev(s): {"norm": f"sobolev:s={s:g},p=2,c=5", **auto} for s in SOBOLEV_S}
     out |= {lebesgue(p): {"norm": f"lp:p={p:g}", **auto} for p in LP_P}
     return out
-
-
-def study_overrides(steps: int, evals: int, quick: bool) -> dict[str, Any]:
-    """The study's own choices on top of the preset (all in one place)."""
-    return {
-        "steps": steps,
-        "eval_every": max(1, steps // evals),
-        "log_every": max(1, steps // evals),
-        **(_study.QUICK if quick else {}),
-    }
 
 
 # ---- report ------------------------------------------------------------------------------
@@ -165,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs, meta = _study.load_runs(saved)
     else:
         steps, seeds, jobs = (2, 2, 1) if args.quick else (args.steps, args.seeds, args.jobs)
-        study = study_overrides(steps, args.evals, args.quick)
+        study = _study.study_overrides(steps, args.evals, args.quick)
         configs = {name: _study.base_config(**study, **c) for name, c in settings().items()}
         work = [
             (name, seed, config, None) for seed in range(seeds) for name, config in configs.items()

@@ -126,7 +126,7 @@ def test_estimate_adds_steps_evaluations_and_builds() -> None:
 def test_studies_take_the_preset_and_change_only_their_own_choices() -> None:
     from lipreg.train.config import PRESETS, TrainConfig
 
-    config = _study.base_config(**norm_study.study_overrides(800, 10, quick=False))
+    config = _study.base_config(**_study.study_overrides(800, 10, quick=False))
     preset = PRESETS[_study.PRESET]
     own = {"steps", "eval_every", "log_every", "tensorboard", "progress", "inception"}
     expected = TrainConfig.from_dict(preset)  # the preset's values, canonically spelt
@@ -138,7 +138,7 @@ def test_studies_take_the_preset_and_change_only_their_own_choices() -> None:
 
 def tiny(**overrides: object) -> TrainConfig:
     """The quick digits task, 2 steps, evaluated on 64 samples at steps 0, 1 and 2."""
-    study = {**norm_study.study_overrides(2, 2, quick=True), "eval_samples": 64}
+    study = {**_study.study_overrides(2, 2, quick=True), "eval_samples": 64}
     return _study.base_config(**study, **overrides)
 
 
