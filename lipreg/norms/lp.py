@@ -93,6 +93,18 @@ class Lp(Norm):
         return upcast(x).flatten(1), self.p
 
     @property
+    def hilbert(self) -> bool:
+        return self.p == 2
+
+    def _dual_gaussian(
+        self, like: Tensor, generator: torch.Generator | None, at: Tensor | None
+    ) -> Tensor:
+        return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+
+    def _dual_gaussian_variance(self, like: Tensor, at: Tensor | None) -> Tensor:
+        return torch.ones(like.shape[0], dtype=like.dtype, device=like.device)
+
+    @property
     def params(self) -> dict[str, float]:
         return {"p": self.p}
 
