@@ -143,6 +143,7 @@ _DERIVATIVE_FREE = (
     "norm), FiniteDifferenceGP in place of BanachGP"
 )
 
+
 def _raise_if_not_twice_differentiable(g: Tensor) -> None:
     """Raise now, naming the cause and the way out, if the graph of the input gradient ``g``
     (built with ``create_graph``) holds a node that raises when differentiated: a

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from lipreg import Lp, Norm, Sobolev
 from lipreg.train.data import Remote
@@ -50,6 +51,56 @@ class ConvCritic(nn.Module):
         h = nn.functional.softplus(self.conv1(x))
         h = nn.functional.softplus(self.conv2(h))
         return self.head(h.flatten(1))
+
+
+class FirstOrderOnly(torch.autograd.Function):
+    """softplus whose backward cannot itself be differentiated (``@once_differentiable``), an
+    old-style Function (no ``setup_context``: ``torch.func`` refuses it), as fused kernels
+    such as FlashAttention are."""
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[no-untyped-def, override]
+        ctx.save_for_backward(x)
+        return nn.functional.softplus(x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
+        (x,) = ctx.saved_tensors
+        return grad * torch.sigmoid(x)
+
+
+class FirstOrderOnlyNew(torch.autograd.Function):
+    """:class:`FirstOrderOnly` as a new-style Function (``setup_context``), which
+    ``torch.func`` transforms."""
+
+    @staticmethod
+    def forward(x):  # type: ignore[no-untyped-def, override]
+        return nn.functional.softplus(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def, override]
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
+        (x,) = ctx.saved_tensors
+        return grad * torch.sigmoid(x)
+
+
+class FirstOrderCritic(nn.Module):
+    """``[B, 3, 8, 8] -> [B, 1]`` through a :class:`FirstOrderOnly` activation (or
+    :class:`FirstOrderOnlyNew` with ``new_style``): no second derivative."""
+
+    def __init__(self, new_style: bool = False) -> None:
+        super().__init__()
+        self.lin = nn.Linear(192, 4)
+        self.head = nn.Linear(4, 1)
+        self.op = FirstOrderOnlyNew if new_style else FirstOrderOnly
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.op.apply(self.lin(x.flatten(1))))
 
 
 def mlp(n_in: int, width: int = 16, depth: int = 2) -> nn.Sequential:

@@ -115,7 +115,7 @@ def test_sobolev_covariance_for_any_s_c_and_size(
 def test_wasserstein2_covariance_is_its_metric_at_the_base_point(
     gamma_l2: float, shape: tuple[int, ...]
 ) -> None:
-    at = (torch.rand(1, *shape, dtype=torch.float64) * 2.4 - 1.2)  # some pixels at density 0
+    at = torch.rand(1, *shape, dtype=torch.float64) * 2.4 - 1.2  # some pixels at density 0
     assert_covariance_is_the_dual(Wasserstein2(gamma_l2=gamma_l2), shape, at)
 
 

@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch.autograd import gradcheck
-from torch.autograd.function import once_differentiable
 
 from conftest import (
     Calls,
     ConvCritic,
+    FirstOrderCritic,
     assert_same_grads,
     dense_filter,
     functional,
@@ -102,31 +102,6 @@ def test_scores_of_the_loss_are_reused_without_a_forward_pass() -> None:
     assert probe.calls == 2
     torch.testing.assert_close(got, expected)
     assert_same_grads(twin, critic, rtol=1.3e-6, atol=1e-5)  # assert_close's float32 defaults
-
-
-class FirstOrderOnly(torch.autograd.Function):
-    """softplus whose backward cannot itself be differentiated."""
-
-    @staticmethod
-    def forward(ctx, x):  # type: ignore[no-untyped-def, override]
-        ctx.save_for_backward(x)
-        return nn.functional.softplus(x)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
-        (x,) = ctx.saved_tensors
-        return grad * torch.sigmoid(x)
-
-
-class FirstOrderCritic(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = nn.Linear(192, 4)
-        self.head = nn.Linear(4, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(FirstOrderOnly.apply(self.lin(x.flatten(1))))
 
 
 def test_needs_no_double_backward() -> None:
