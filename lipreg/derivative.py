@@ -148,10 +148,11 @@ def _raise_if_not_twice_differentiable(g: Tensor) -> None:
     """Raise now, naming the cause and the way out, if the graph of the input gradient ``g``
     (built with ``create_graph``) holds a node that raises when differentiated: a
     ``NotImplemented`` node (a backward op without a derivative formula, as fused attention
-    kernels) or an ``Error`` node (the DelayedError that a backward marked
-    ``@once_differentiable`` returns). Otherwise the user's ``backward()`` would fail later
-    with torch's bare message. A walk over the graph's nodes (about 0.1 ms for the ResNet
-    critic)."""
+    kernels), an ``Error`` node (the DelayedError that a backward marked
+    ``@once_differentiable`` returns) or the backward of a ``torch.compile``-d graph
+    (AOTAutograd's ``CompiledFunctionBackward``, whose own backward raises). Otherwise the
+    user's ``backward()`` would fail later with torch's bare message. A walk over the graph's
+    nodes (about 0.1 ms for the ResNet critic)."""
     seen: set[object] = set()
     stack = [g.grad_fn]
     found: set[str] = set()
@@ -163,6 +164,12 @@ def _raise_if_not_twice_differentiable(g: Tensor) -> None:
         name = type(node).__name__
         if name == "Error":
             found.add("a torch.autograd.Function whose backward is @once_differentiable")
+        elif name == "CompiledFunctionBackwardBackward":
+            found.add(
+                "the backward of a torch.compile-d module, which AOTAutograd cannot "
+                "differentiate (engine='func' runs such a critic uncompiled instead: dynamo "
+                "skips frames inside torch.func transforms)"
+            )
         elif name == "NotImplemented":
             # Its inputs include the node of the forward op whose backward it is (and those
             # of that op's inputs): attention kernels can be recognised by name.
@@ -185,8 +192,8 @@ def _raise_if_not_twice_differentiable(g: Tensor) -> None:
     raise RuntimeError(
         "this critic cannot be differentiated twice, as an exact gradient penalty needs (its "
         "backward differentiates the input gradient in the critic's parameters): the "
-        f"gradient's graph holds {'; '.join(sorted(found))} (fused kernels such as "
-        f"FlashAttention do this): {_DERIVATIVE_FREE}{hint}"
+        f"gradient's graph holds {'; '.join(sorted(found))}. Fused kernels such as "
+        f"FlashAttention and compiled graphs do this: {_DERIVATIVE_FREE}{hint}"
     )
 
 
@@ -303,9 +310,10 @@ def input_gradient(
     Raises:
         RuntimeError: when gradients are enabled and the critic cannot be differentiated
             twice (an op whose backward has no derivative, such as a fused attention kernel,
-            or a ``torch.autograd.Function`` whose backward is ``@once_differentiable``): the
-            backward of a penalty built on ``g`` would fail. The message names the op and
-            the derivative-free penalties (:class:`lipreg.ApproxR1`).
+            a ``torch.autograd.Function`` whose backward is ``@once_differentiable``, or a
+            ``torch.compile``-d module under ``engine="autograd"``): the backward of a penalty
+            built on ``g`` would fail. The message names the cause and the derivative-free
+            penalties (:class:`lipreg.ApproxR1`).
     """
     check_options(engine, chunk_size, per_sample, grad_scaler)
     kwargs = dict(critic_kwargs or {})

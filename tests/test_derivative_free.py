@@ -413,3 +413,16 @@ def test_zero_dual_gaussian_gives_a_zero_estimate() -> None:
     assert torch.isfinite(value) and penalty.stats is not None
     estimates = estimate_dual_squared(critic, real, Wasserstein2(), 0.1)
     assert estimates[0] == 0 and estimates[1] > 0
+
+
+def test_compiled_critics_are_refused_under_autograd_and_trained_by_the_estimate() -> None:
+    """AOTAutograd's compiled backward cannot be differentiated: engine='autograd' is refused
+    at the call (not at backward()); the derivative-free penalty trains the compiled critic."""
+    critic = ConvCritic()
+    compiled = torch.compile(critic, backend="aot_eager")
+    real, _ = images(4)
+    with pytest.raises(RuntimeError, match=r"torch.compile-d module.*ApproxR1"):
+        BanachR1(engine="autograd")(compiled, real)
+    d_real = compiled(real)
+    (d_real.mean() + ApproxR1()(compiled, real, d_real=d_real)).backward()
+    assert all(p.grad is not None for p in critic.parameters())
