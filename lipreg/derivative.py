@@ -144,6 +144,23 @@ _DERIVATIVE_FREE = (
 )
 
 
+def _raise_if_sharded(critic: object) -> None:
+    """Raise if the critic is a module sharded by FSDP2's ``fully_shard``: it frees the
+    unsharded parameters that the double backward needs, whose backward then fails with
+    "data is not allocated yet" (measured on torch 2.13 with ``reshard_after_forward``
+    either way). Only the critic's own module is checked, as FSDP2 shards the root."""
+    if not torch.distributed.is_available():
+        return
+    from torch.distributed.fsdp import FSDPModule
+
+    if any(isinstance(m, FSDPModule) for m in _modules_of(critic)):
+        raise RuntimeError(
+            "this critic is sharded with FSDP2's fully_shard, which frees the unsharded "
+            "parameters that an exact gradient penalty's double backward needs (its backward "
+            "would fail with 'data is not allocated yet'): " + _DERIVATIVE_FREE
+        )
+
+
 def _raise_if_not_twice_differentiable(g: Tensor) -> None:
     """Raise now, naming the cause and the way out, if the graph of the input gradient ``g``
     (built with ``create_graph``) holds a node that raises when differentiated: a
@@ -311,9 +328,10 @@ def input_gradient(
         RuntimeError: when gradients are enabled and the critic cannot be differentiated
             twice (an op whose backward has no derivative, such as a fused attention kernel,
             a ``torch.autograd.Function`` whose backward is ``@once_differentiable``, or a
-            ``torch.compile``-d module under ``engine="autograd"``): the backward of a penalty
-            built on ``g`` would fail. The message names the cause and the derivative-free
-            penalties (:class:`lipreg.ApproxR1`).
+            ``torch.compile``-d module under ``engine="autograd"``, a module sharded by
+            FSDP2's ``fully_shard``): the backward of a penalty built on ``g`` would fail.
+            The message names the cause and the derivative-free penalties
+            (:class:`lipreg.ApproxR1`).
     """
     check_options(engine, chunk_size, per_sample, grad_scaler)
     kwargs = dict(critic_kwargs or {})
@@ -322,6 +340,8 @@ def input_gradient(
     def f(z: Tensor) -> Tensor:
         return critic_scores(critic(z, **kwargs), batch)
 
+    if torch.is_grad_enabled():
+        _raise_if_sharded(critic)
     scale = _cotangent_scale(grad_scaler, x.device)
     with running_stats_frozen(critic):
         if engine == "func":

@@ -426,3 +426,32 @@ def test_compiled_critics_are_refused_under_autograd_and_trained_by_the_estimate
     d_real = compiled(real)
     (d_real.mean() + ApproxR1()(compiled, real, d_real=d_real)).backward()
     assert all(p.grad is not None for p in critic.parameters())
+
+
+def test_fsdp2_critics_are_refused_and_trained_by_the_estimate(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """FSDP2's fully_shard frees the unsharded parameters a double backward needs: the exact
+    penalty's backward fails with torch's "not allocated" error, so lipreg refuses it at the
+    call; the derivative-free penalty trains it (one process, a group of one)."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    from lipreg.derivative import _raise_if_sharded
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
+    try:
+        critic = fully_shard(ConvCritic(), mesh=init_device_mesh("cpu", (1,)))
+        real, _ = images(4)
+        probe = real.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(critic(probe).sum(), probe, create_graph=True)
+        with pytest.raises(RuntimeError, match="not allocated"):  # the premise
+            g.square().sum().backward()
+        for penalty in (BanachR1(), BanachGP(engine="autograd"), Lazy(BanachR1R2(), every=2)):
+            with pytest.raises(RuntimeError, match=r"fully_shard.*ApproxR1"):
+                penalty(critic, real, real)
+        _raise_if_sharded(nn.Linear(2, 2))  # an unsharded module passes
+        d_real = critic(real)
+        (d_real.mean() + ApproxR1()(critic, real, d_real=d_real)).backward()
+        assert all(p.grad is not None for p in critic.parameters())
+    finally:
+        dist.destroy_process_group()
