@@ -1,7 +1,7 @@
 """How close the derivative-free R2 (lipreg.ApproxR2) is to the exact one (BanachR2) on a
 trained critic: the value's bias and spread, and the parameter gradient's direction and size.
 
-The critic is trained as in the issue's pilot: the digits preset with the non-saturating loss
+The critic is trained as in a one-seed pilot of the method: the digits preset with the non-saturating loss
 and exact R2 in L^2 with gamma 10 (the method race's "R2"), for ``--steps`` generator steps
 (in this process; ``--critic`` reuses a saved state). Then, on one real and one generated
 batch of the trainer's size (64):
