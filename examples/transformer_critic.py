@@ -15,7 +15,7 @@ backward) and an MLP whose activation is a custom ``torch.autograd.Function`` wi
    digits FID of the generator (lipreg's download-free digits metric; lower is better) as
    it trains.
 
-    python examples/transformer_critic.py                # about a minute on 2 CPU cores
+    python examples/transformer_critic.py                # about two minutes on one CPU core
     python examples/transformer_critic.py --steps 20     # a few seconds
 """
 
