@@ -3,18 +3,23 @@
 Every method trains the README's main job (the preset bwgan-digits: scikit-learn's digits at
 16x16, the DCGAN pair, Adam, 5 critic steps per generator step, the drift term, the weight
 average, the digits quality metric) with its own regulariser, loss and constants as
-published (the table METHODS, with sources); nothing else differs. The questions: which
+published (the table METHODS, with sources); nothing else differs. ``--data fashion-mnist``
+races on Fashion-MNIST (its preset and metric). The questions: which
 method gives the best quality per second, and does one reach WGAN-GP's final
 quality in at most half of WGAN-GP's wall time?
 
 The budget ("--budget wall", the default) is a common wall-clock budget: WGAN-GP trains
 --steps generator steps, and every other method as many steps as fit in the same time,
-from the time per iteration of each method measured single-threaded here before the race
-(its learning-rate decay spans its own steps, so every run ends its schedule). A common
-number of steps would cut the cheap methods (weight clipping, spectral normalisation, the
-c-transform: about a third of a gradient penalty's step) off at a third of WGAN-GP's time,
-before the half of it that the goal asks about; a common time asks what a user with a time
-budget gets. "--budget steps" gives every method --steps steps instead.
+from the time per iteration of each method measured before the race in the race's own
+conditions (_study.probe_all: the same worker processes, as many at a time, after a
+warm-up, in two rounds of shuffled order); its learning-rate decay spans its own steps, so
+every run ends its schedule. A common number of steps would cut the cheap methods (weight
+clipping, spectral normalisation, the c-transform: about a third of a gradient penalty's
+step) off at a third of WGAN-GP's time, before the half of it that the goal asks about; a
+common time asks what a user with a time budget gets. "--budget steps" gives every method
+--steps steps instead. The table states the budget each method achieved (its mean training
+seconds over WGAN-GP's); --plan FILE reruns the steps planned in a saved race (its JSON), so
+a rerun trains the same steps.
 
 Time is measured fairly: every run is single-threaded and its clock counts the CPU seconds
 of its training iterations only (building the trainer, with the estimate of lam and gamma,
@@ -23,19 +28,22 @@ another run on the other core (--jobs 2, the default) or other load does not inf
 would the wall time. (Two runs side by side still share the caches and memory bandwidth;
 --jobs 1 avoids even that, at twice the duration.)
 
-Outputs in --out: method_race.json (every run's evaluation history; --redraw reads it back),
+Outputs in --out (default runs/DATA/race): method_race.json (every run's evaluation history;
+--redraw reads it back), method_race_generators.pt (every run's final generator; --rescore),
 method_race.md (the tables and the answer to the goal), and in --figures (default: --out)
-method_race.png (digits FID against training seconds, mean over seeds with a 95 % band).
---dry-run measures the time per iteration and prints the estimated duration only.
+method_race.png (digits FID against training seconds, mean over seeds with a 95 % band)
+and, when the spectral metric was measured, method_race_spectral.png (final FID against
+final high-frequency excess). --dry-run measures the time per iteration and prints the
+estimated duration only.
 
-    python benchmarks/method_race.py --out runs/method-race          # the full race
-    python benchmarks/method_race.py --quick --out /tmp/race-quick   # a tiny version, seconds
-    python benchmarks/method_race.py --redraw --out runs/method-race # tables and plot again
+    python benchmarks/method_race.py --out runs/digits/race           # the full race
+    python benchmarks/method_race.py --quick --out /tmp/race-quick    # a tiny version, seconds
+    python benchmarks/method_race.py --redraw --out runs/digits/race  # tables and plot again
+    python benchmarks/method_race.py --rescore --out runs/digits/race # new metrics, kept runs
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 import statistics
@@ -44,8 +52,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import _options
+import _stats
 import _study
-from _study import CLASSES, FID, Run
+from _records import Run, machine
+from _stats import HF_EXCESS, Metric
 
 BASELINE = "WGAN-GP"
 PLAIN = {"norm": "l2", "lam": 10.0, "gamma": 1.0}
@@ -102,20 +113,11 @@ STEPS, SEEDS, JOBS, EVALS, FID_THRESHOLD = 500, 5, 2, 20, 100.0
 minutes on 2 quiet cores at the per-iteration times measured for docs/studies.md."""
 
 
-def budgeted(steps: int, probes: dict[str, _study.Probe], budget: str) -> dict[str, int]:
-    """Every method's generator steps: ``steps`` for all (``budget="steps"``), or as many as
-    fit in WGAN-GP's time for ``steps`` at each method's CPU time per iteration."""
-    if budget == "steps":
-        return dict.fromkeys(probes, steps)
-    seconds = steps * probes[BASELINE].cpu
-    return {name: max(1, round(seconds / p.cpu)) for name, p in probes.items()}
-
-
 # ---- report ------------------------------------------------------------------------------
 
 
-def times_to(runs: Sequence[Run], threshold: float) -> list[float | None]:
-    return [_study.time_to(r, FID, threshold) for r in runs]
+def times_to(runs: Sequence[Run], key: str, threshold: float) -> list[float | None]:
+    return [_stats.time_to(r, key, threshold) for r in runs]
 
 
 def reach(times: Sequence[float | None]) -> str:
@@ -123,19 +125,20 @@ def reach(times: Sequence[float | None]) -> str:
     got = [t for t in times if t is not None]
     if not got:
         return f"never (0/{len(times)})"
-    return f"{_study.fmt(*_study.mean_ci(got), 0)} s ({len(got)}/{len(times)})"
+    return f"{_stats.fmt(*_stats.mean_ci(got), 0)} s ({len(got)}/{len(times)})"
 
 
-def goal(groups: dict[str, list[Run]]) -> tuple[str, float, float]:
-    """The plain answer to the goal, WGAN-GP's mean final FID and half its mean time."""
+def goal(groups: dict[str, list[Run]], quality: Metric) -> tuple[str, float, float]:
+    """The plain answer to the goal, WGAN-GP's mean final ``quality`` (the FID-like metric)
+    and half its mean time."""
     base = groups[BASELINE]
-    target = statistics.fmean(r.final(FID) for r in base)
+    target = statistics.fmean(r.final(quality.key) for r in base)
     half = statistics.fmean(r.seconds for r in base) / 2
     results = []  # (name, seeds within half the time, seeds reaching, mean time to reach)
     for name, runs in groups.items():
         if name == BASELINE:
             continue
-        times = times_to(runs, target)
+        times = times_to(runs, quality.key, target)
         got = [t for t in times if t is not None]
         within = sum(t <= half for t in got)
         results.append((name, within, len(got), statistics.fmean(got) if got else math.inf))
@@ -144,8 +147,8 @@ def goal(groups: dict[str, list[Run]]) -> tuple[str, float, float]:
     if not math.isfinite(target):
         return "WGAN-GP diverged (FID inf at the end): there is no quality to reach.", target, half
     head = (
-        f"WGAN-GP ends at digits FID {target:.1f} (mean of {n} seeds) after {2 * half:.0f} s "
-        f"of training on average; half of that is {half:.0f} s. "
+        f"WGAN-GP ends at {quality.label} {target:.1f} (mean of {n} seeds) after "
+        f"{2 * half:.0f} s of training on average; half of that is {half:.0f} s. "
     )
     winners = [f"{name} ({mean:.0f} s on average)" for name, w, _, mean in results if w == n]
     if winners:
@@ -162,51 +165,75 @@ def goal(groups: dict[str, list[Run]]) -> tuple[str, float, float]:
     return head + answer, target, half
 
 
+def race_table(
+    groups: dict[str, list[Run]],
+    metrics: Sequence[Metric],
+    reference: str,
+    thresholds: dict[str, float],
+    within: float,
+) -> list[str]:
+    """Markdown lines: per setting its steps, ms per step, the budget it achieved (its mean
+    training seconds over ``reference``'s), every metric at the end, the time to each of
+    ``thresholds`` (column title: threshold of the FID-like metric ``metrics[0]``), and
+    how many seeds reach the last threshold ``within`` seconds."""
+    quality = metrics[0]
+    budget = _stats.budgets(groups, reference)
+    lines = [
+        f"| method | steps | ms per step | time (x {reference}'s) | "
+        + " | ".join(f"{m.label} at the end" for m in metrics)
+        + " | "
+        + " | ".join(f"time to {title}" for title in thresholds)
+        + f" | within {within:.0f} s |",
+        "| --- |" + " ---: |" * (4 + len(metrics) + len(thresholds)),
+    ]
+    for name, group in groups.items():
+        per_step = statistics.fmean(1e3 * r.seconds / max(r.steps, 1) for r in group)
+        finals = [_stats.cell([r.final(m.key) for r in group]) for m in metrics]
+        times = [times_to(group, quality.key, t) for t in thresholds.values()]
+        inside = sum(t is not None and t <= within for t in times[-1])
+        lines.append(
+            f"| {name} | {group[0].steps} | {per_step:.0f} | {budget[name]:.2f} | "
+            + " | ".join(finals)
+            + " | "
+            + " | ".join(reach(t) for t in times)
+            + f" | {inside}/{len(group)} |"
+        )
+    return lines
+
+
 def report(runs: list[Run], meta: dict[str, Any]) -> str:
     """The Markdown tables and the goal's answer."""
-    groups = _study.by_name(runs)
+    groups = _stats.by_name(runs)
+    data = _options.dataset_of(meta)
+    metrics = _stats.present(runs, data.metrics)
     threshold = float(meta.get("fid_threshold", FID_THRESHOLD))
-    answer, target, half = goal(groups)
+    answer, target, half = goal(groups, data.quality)
     seeds = len(groups[BASELINE])
+    thresholds = {f"FID <= {threshold:g}": threshold, f"FID <= {target:.1f} (WGAN-GP's)": target}
     lines = [
-        "# Method race on the digits",
+        f"# Method race on {data.title}",
         "",
         f"`{meta.get('command', '')}`",
         "",
-        f"Machine: {meta.get('machine', '?')}. Preset `{_study.PRESET}`, budget "
+        f"Machine: {meta.get('machine', '?')}. Preset `{data.preset}`, budget "
         f"{meta.get('budget', '?')}: WGAN-GP trains {meta.get('steps', '?')} generator steps, "
         f"{seeds} seeds, {meta.get('jobs', '?')} run(s) at a time, one thread each; times "
         "count training iterations only.",
         "",
         f"**Goal.** {answer}",
         "",
-        "| method | steps | ms per step | digits FID at the end | classes at the end "
-        f"| time to FID <= {threshold:g} | time to FID <= {target:.1f} (WGAN-GP's) "
-        f"| within {half:.0f} s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name, group in groups.items():
-        steps = group[0].steps
-        per_step = statistics.fmean(1e3 * r.seconds / max(r.steps, 1) for r in group)
-        fid = _study.cell([r.final(FID) for r in group])
-        classes = _study.cell([r.final(CLASSES) for r in group])
-        to_goal = times_to(group, target)
-        within = sum(t is not None and t <= half for t in to_goal)
-        lines.append(
-            f"| {name} | {steps} | {per_step:.0f} | {fid} | {classes} "
-            f"| {reach(times_to(group, threshold))} | {reach(to_goal)} | {within}/{len(group)} |"
-        )
-    lines += [
+        *race_table(groups, metrics, BASELINE, thresholds, half),
         "",
         "Times are the training seconds at the first evaluation at or below the FID, mean ± "
         "95 % t interval over the seeds that reach it (k/n: how many do); 'never' when none "
-        "does within the budget. Final values: mean ± 95 % t interval over seeds.",
+        "does within the budget. Final values: mean ± 95 % t interval over seeds. The "
+        f"budget achieved is a method's mean training seconds over {BASELINE}'s.",
         "",
         "At the end of the common budget, every method against WGAN-GP, paired by seed:",
-        "",
-        *_study.paired_table(groups, FID, "digits FID", "lower", BASELINE),
-        "",
-        *_study.paired_table(groups, CLASSES, "classes reached", "higher", BASELINE),
+    ]
+    for m in metrics:
+        lines += ["", *_stats.paired_table(groups, m, BASELINE)]
+    lines += [
         "",
         "| method | settings and source |",
         "| --- | --- |",
@@ -224,19 +251,26 @@ PANELS = {
 """The figure's two panels and which methods each shows (WGAN-GP, the reference, in both)."""
 
 
-def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> Path:
-    """Digits FID against training seconds for every method: the mean over seeds at each
-    evaluation (and the mean time of it), with a 95 % band; gradient penalties on the left,
-    constraints and the c-transform on the right, WGAN-GP in both."""
+def mathtext(name: str) -> str:
+    """``name`` with W^{-3/2,2} as mathtext, for a legend."""
+    return re.sub(r"(\w\^\{[^}]*\})", r"$\1$", name)
+
+
+def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> list[Path]:
+    """The FID-like metric against training seconds for every method: the mean over seeds
+    at each evaluation (and the mean time of it), with a 95 % band; gradient penalties on
+    the left, constraints and the c-transform on the right, WGAN-GP in both. With the
+    spectral metric, also :func:`plot_tradeoff`. Returns the files."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    groups = _study.by_name(runs)
-    _, target, half = goal(groups)
-    curves = {name: _study.by_step(group, FID) for name, group in groups.items()}
+    groups = _stats.by_name(runs)
+    data = _options.dataset_of(meta)
+    _, target, half = goal(groups, data.quality)
+    curves = {name: _stats.by_step(group, data.fid) for name, group in groups.items()}
     means = [y for curve in curves.values() for _, y, _ in curve if math.isfinite(y)]
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
     colours = plt.get_cmap("tab10").colors
@@ -248,9 +282,8 @@ def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> Path:
             ys = [y for _, y, _ in curves[name]]
             hs = [0.0 if math.isnan(h) else h for _, _, h in curves[name]]
             colour = "black" if name == BASELINE else colours[(i - 1) % 10]
-            label = re.sub(r"(\w\^\{[^}]*\})", r"$\1$", name)  # W^{-3/2,2} as mathtext
             width = 2 if name == BASELINE else 1.3
-            ax.plot(xs, ys, styles[i % 4], color=colour, lw=width, label=label)
+            ax.plot(xs, ys, styles[i % 4], color=colour, lw=width, label=mathtext(name))
             # the band is clipped to the plot: early evaluations spread widely between seeds
             low = [max(y - h, min(means) / 2) for y, h in zip(ys, hs, strict=True)]
             high = [y + h for y, h in zip(ys, hs, strict=True)]
@@ -278,20 +311,69 @@ def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> Path:
         ax.set_title(title)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    axes[0].set_ylabel("digits FID (lower is better)")
+    axes[0].set_ylabel(f"{data.label} (lower is better)")
     fig.suptitle(
-        f"Digits at 16x16: quality against training time (budget {meta.get('budget', '?')}; "
+        f"{data.heading}: quality against training time (budget {meta.get('budget', '?')}; "
         "mean over seeds, 95 % band)"
     )
     fig.tight_layout()
     path = out / "method_race.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    spectral = plot_tradeoff(groups, data.quality, BASELINE, out / "method_race_spectral.png")
+    return [path] if spectral is None else [path, spectral]
+
+
+def plot_tradeoff(
+    groups: dict[str, list[Run]], quality: Metric, reference: str, path: Path
+) -> Path | None:
+    """Every setting's final ``quality`` (the FID-like metric) against its final
+    high-frequency excess, means with 95 % intervals both ways, ``reference`` in black; the
+    dashed line is real images' spectrum (excess 0). ``None`` (nothing drawn) when the runs
+    did not measure the excess."""
+    runs = [r for group in groups.values() for r in group]
+    if not _stats.present(runs, [HF_EXCESS]):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    colours = plt.get_cmap("tab20").colors
+    for i, (name, group) in enumerate(groups.items()):
+        x = _stats.finite([r.final(HF_EXCESS.key) for r in group])
+        y = _stats.finite([r.final(quality.key) for r in group])
+        if not x or not y:
+            continue
+        (mx, hx), (my, hy) = _stats.mean_ci(x), _stats.mean_ci(y)
+        colour = "black" if name == reference else colours[i % 20]
+        ax.errorbar(
+            mx,
+            my,
+            xerr=0.0 if math.isnan(hx) else hx,
+            yerr=0.0 if math.isnan(hy) else hy,
+            fmt="o",
+            color=colour,
+            capsize=3,
+            label=mathtext(name),
+        )
+    ax.axvline(0.0, color="tab:green", lw=1, ls="--", label="real images' spectrum")
+    ax.set_xlabel(f"{HF_EXCESS.label} at the end (+: more high-frequency power than real images)")
+    ax.set_ylabel(f"{quality.label} at the end (lower is better)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("Coarse quality against pixel-level noise (mean, 95 % intervals)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
     return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = _study.parser(__doc__ or "", STEPS, SEEDS, JOBS, EVALS, "runs/method-race")
+    p = _options.parser(__doc__ or "", STEPS, SEEDS, JOBS, EVALS, "race")
     p.add_argument(
         "--budget",
         choices=("wall", "steps"),
@@ -302,40 +384,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--fid-threshold",
         type=float,
-        help=f"the fixed digits FID of the time-to-quality table (default: {FID_THRESHOLD:g}; "
+        help=f"the fixed FID of the time-to-quality table (default: {FID_THRESHOLD:g}; "
         "with --redraw, the one saved with the runs)",
     )
-    args = p.parse_args(argv)
+    p.add_argument(
+        "--plan",
+        type=Path,
+        help="a saved race's JSON: train the steps it planned (and report its timings) "
+        "instead of timing the methods again",
+    )
+    args = _options.parse(p, argv)
     out: Path = args.out
     saved = out / "method_race.json"
-    if args.redraw:
-        runs, meta = _study.load_runs(saved)
-        if args.fid_threshold is not None:
-            meta["fid_threshold"] = args.fid_threshold
-    else:
+
+    def train_study() -> _study.Study | None:
         steps, seeds, jobs = (2, 2, 1) if args.quick else (args.steps, args.seeds, args.jobs)
         print(
             f"method race: {len(METHODS)} methods x {seeds} seeds, {jobs} job(s), budget "
             f"{args.budget} of WGAN-GP's {steps} steps"
         )
-        print(f"machine: {_study.machine()}")
-        probe_config = _study.base_config(**_study.study_overrides(steps, args.evals, args.quick))
-        probes = {
-            name: _study.probe(
-                dataclasses.replace(probe_config, **overrides).checked(),
-                iterations=1 if args.quick else 8,
-            )
-            for name, (overrides, _) in METHODS.items()
-        }
-        plan = budgeted(steps, probes, args.budget)
+        print(f"machine: {machine()}")
+        study = _options.study_overrides(steps, args.evals, args.quick)
+        if args.plan is not None:
+            plan, probes = _study.saved_plan(args.plan)
+        else:
+            probe_configs = {
+                name: _options.base_config(args.data, **study, **overrides)
+                for name, (overrides, _) in METHODS.items()
+            }
+            timing = _study.QUICK_TIMING if args.quick else _study.Timing()
+            probes = _study.probe_all(probe_configs, jobs, timing)
+            plan = _study.plan_steps(steps, probes, BASELINE, args.budget)
         configs = {
-            name: _study.base_config(
-                **_study.study_overrides(plan[name], args.evals, args.quick), **o
+            name: _options.base_config(
+                args.data, **_options.study_overrides(plan[name], args.evals, args.quick), **o
             )
             for name, (o, _) in METHODS.items()
         }
-        work = [(n, seed, c, None) for seed in range(seeds) for n, c in configs.items()]
-        done = _study.execute(
+        work = [_study.Job(n, seed, c) for seed in range(seeds) for n, c in configs.items()]
+        return _study.execute(
             "method_race.py",
             argv,
             work,
@@ -344,20 +431,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             saved,
             args.dry_run,
             plan,
+            data=args.data,
             steps=steps,
             seeds=seeds,
             budget=args.budget,
             fid_threshold=FID_THRESHOLD if args.fid_threshold is None else args.fid_threshold,
             methods={n: {"overrides": o, "source": s} for n, (o, s) in METHODS.items()},
         )
-        if done is None:
-            return 0
-        runs, meta = done
+
+    done = _study.kept_or_trained(args, saved, train_study)
+    if done is None:
+        return 0
+    runs, meta = done
+    if args.redraw and args.fid_threshold is not None:
+        meta["fid_threshold"] = args.fid_threshold
     text = report(runs, meta)
     (out / "method_race.md").write_text(text)
-    figure = plot(runs, meta, args.figures or out)
+    figures = plot(runs, meta, args.figures or out)
     print(text)
-    print(f"wrote {saved}, {out / 'method_race.md'}, {figure}")
+    print("wrote " + ", ".join(str(f) for f in [saved, out / "method_race.md", *figures]))
     return 0
 
 
