@@ -115,6 +115,21 @@ def base_config(dataset: str = "digits", **overrides: Any) -> TrainConfig:
     return TrainConfig.from_dict({**PRESETS[preset], **quiet, **overrides})
 
 
+def planned(
+    dataset: str,
+    methods: dict[str, dict[str, Any]],
+    plan: dict[str, int],
+    evals: int,
+    quick: bool,
+) -> dict[str, TrainConfig]:
+    """Every setting's configuration: the preset with the setting's ``methods`` overrides and
+    the study's choices for its ``plan``-ned steps."""
+    return {
+        name: base_config(dataset, **study_overrides(plan[name], evals, quick), **overrides)
+        for name, overrides in methods.items()
+    }
+
+
 def parser(
     doc: str, steps: int, seeds: int, jobs: int, evals: int, out: str
 ) -> argparse.ArgumentParser:
@@ -161,6 +176,12 @@ def parser(
     )
     p.set_defaults(default_out=out)
     return p
+
+
+def size(args: argparse.Namespace) -> tuple[int, int, int]:
+    """``(steps, seeds, jobs)`` of a study: the options', or 2 steps, 2 seeds and one job at a
+    time with ``--quick``."""
+    return (2, 2, 1) if args.quick else (args.steps, args.seeds, args.jobs)
 
 
 def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:

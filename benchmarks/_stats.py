@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from _records import Run
@@ -170,19 +170,27 @@ def cell(values: Sequence[float]) -> str:
 # ---- paired comparisons -------------------------------------------------------------------
 
 
+Value = Callable[[Run], float]
+"""What a paired comparison compares per run (by default a metric at the last evaluation)."""
+
+
 def compare(
-    groups: dict[str, list[Run]], key: str, pairs: Sequence[tuple[str, str]]
+    groups: dict[str, list[Run]],
+    key: str,
+    pairs: Sequence[tuple[str, str]],
+    value: Value | None = None,
 ) -> dict[tuple[str, str], tuple[float, float, float]]:
     """Per pair ``(setting, reference)``: the difference ``setting - reference`` in ``key``
-    at the last evaluation, paired by seed over the seeds both ended with finite values
-    (mean, half-width, p-value; all ``nan`` below two pairs)."""
+    at the last evaluation (or in ``value`` of each run), paired by seed over the seeds both
+    ended with finite values (mean, half-width, p-value; all ``nan`` below two pairs)."""
+    of = value or (lambda r: r.final(key))
     out = {}
     for name, reference in pairs:
-        base = {r.seed: r.final(key) for r in groups[reference]}
+        base = {r.seed: of(r) for r in groups[reference]}
         values = [
-            (r.final(key), base[r.seed])
+            (of(r), base[r.seed])
             for r in groups[name]
-            if r.seed in base and math.isfinite(r.final(key)) and math.isfinite(base[r.seed])
+            if r.seed in base and math.isfinite(of(r)) and math.isfinite(base[r.seed])
         ]
         if len(values) < 2:
             out[name, reference] = (math.nan, math.nan, math.nan)
@@ -218,12 +226,14 @@ def pairs_table(
     pairs: Sequence[tuple[str, str]],
     title: str,
     label: str = "setting",
+    value: Value | None = None,
 ) -> list[str]:
     """Markdown lines: the difference of every pair ``(setting, reference)`` in ``metric``
-    at the last evaluation, paired by seed, with its paired t-test and Holm's correction
-    across the pairs (one family per metric), and the list of the significant ones. Pairs
-    with one reference show the setting alone; otherwise ``setting - reference``."""
-    diffs = compare(groups, metric.key, pairs)
+    at the last evaluation (or in ``value``), paired by seed, with its paired t-test and
+    Holm's correction across the pairs (one family per metric), and the list of the
+    significant ones. Pairs with one reference show the setting alone; otherwise
+    ``setting - reference``."""
+    diffs = compare(groups, metric.key, pairs, value)
     adjusted = dict(zip(diffs, holm([p for _, _, p in diffs.values()]), strict=True))
     one = len({reference for _, reference in pairs}) <= 1
 

@@ -261,11 +261,17 @@ def probe_all(configs: dict[str, TrainConfig], workers: int, timing: Timing) -> 
     time in warmed-up worker processes, ``timing.rounds`` times in :func:`probe_order`, each
     after ``timing.warmup`` iterations; one evaluation is timed in the first round. The
     probe of a setting pools its rounds (total seconds over total iterations)."""
-    tasks = [
-        (name, configs[name], timing, r == 0) for r, name in probe_order(configs, timing.rounds)
-    ]
+    order = probe_order(list(configs), timing.rounds)
+    tasks = [(name, configs[name], timing, r == 0) for r, name in order]
     warm = next(iter(configs.values()), None)
+    started = time.perf_counter()
     results = pool_map(_time, tasks, workers, warm=warm, warmup=timing.warmup)
+    print(
+        f"timed {len(configs)} setting(s) in {time.perf_counter() - started:.0f} s: "
+        f"{timing.rounds} round(s) of {timing.iterations} iterations after {timing.warmup}, "
+        f"{workers} at a time",
+        flush=True,
+    )
     probes = {}
     for name in configs:
         mine = [r for r in results if r[0] == name]
@@ -423,11 +429,13 @@ def rescore(saved: Path, workers: int) -> tuple[list[Run], dict[str, Any]]:
     return runs, meta
 
 
+Study = tuple[list[Run], dict[str, Any]]
+"""A study's runs and the meta of its record."""
+
+
 def kept_or_trained(
-    args: argparse.Namespace,
-    saved: Path,
-    train_study: Callable[[], tuple[list[Run], dict[str, Any]] | None],
-) -> tuple[list[Run], dict[str, Any]] | None:
+    args: argparse.Namespace, saved: Path, train_study: Callable[[], Study | None]
+) -> Study | None:
     """The runs and meta a script reports: read from ``saved`` (``--redraw``), re-scored
     there (``--rescore``), or trained by ``train_study`` (``None`` after a dry run)."""
     if args.rescore:
@@ -435,3 +443,34 @@ def kept_or_trained(
     if args.redraw:
         return load_runs(saved)
     return train_study()
+
+
+def conclude(
+    args: argparse.Namespace,
+    saved: Path,
+    train_study: Callable[[], Study | None],
+    report: Callable[[list[Run], dict[str, Any]], str],
+    plot: Callable[[list[Run], dict[str, Any], Path], list[Path]] | None = None,
+    adjust: Callable[[dict[str, Any]], None] | None = None,
+) -> int:
+    """A study script's end: its runs (:func:`kept_or_trained`), the meta ``adjust``-ed (e.g.
+    by options of ``--redraw``), the ``report`` printed and written beside ``saved`` (as
+    ``.md``), the figures of ``plot`` in ``--figures`` (default: ``saved``'s folder)."""
+    done = kept_or_trained(args, saved, train_study)
+    if done is None:
+        return 0
+    runs, meta = done
+    if adjust is not None:
+        adjust(meta)
+    text = report(runs, meta)
+    table = saved.with_suffix(".md")
+    table.write_text(text)
+    files = [] if plot is None else plot(runs, meta, args.figures or saved.parent)
+    print(text)
+    print("wrote " + ", ".join(str(f) for f in [saved, table, *files]))
+    return 0
+
+
+def work(configs: dict[str, TrainConfig], seeds: int) -> list[Job]:
+    """Every configuration (by setting name) on seeds ``0..seeds-1``, seed by seed."""
+    return [Job(name, seed, c) for seed in range(seeds) for name, c in configs.items()]

@@ -99,7 +99,7 @@ def report(runs: list[Run], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(runs: list[Run], meta: dict[str, Any], path: Path) -> None:
+def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,18 +131,18 @@ def plot(runs: list[Run], meta: dict[str, Any], path: Path) -> None:
         ax.set_xlabel("generator step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / FIGURE, dpi=110)
     plt.close(fig)
+    return [out / FIGURE]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _options.parse(_options.parser(__doc__ or "", STEPS, SEEDS, JOBS, EVALS, "gamma"), argv)
-    out: Path = args.out
-    saved = out / "gamma_parametrisation.json"
+    saved: Path = args.out / "gamma_parametrisation.json"
 
     def train_study() -> _study.Study | None:
-        steps, seeds, jobs = (2, 2, 1) if args.quick else (args.steps, args.seeds, args.jobs)
+        steps, seeds, jobs = _options.size(args)
         study = _options.study_overrides(
             steps, args.evals, args.quick, log_every=max(1, steps // 60)
         )
@@ -173,17 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             study=study,
         )
 
-    done = _study.kept_or_trained(args, saved, train_study)
-    if done is None:
-        return 0
-    runs, meta = done
-    text = report(runs, meta)
-    (out / "gamma_parametrisation.md").write_text(text)
-    figure = (args.figures or out) / FIGURE
-    plot(runs, meta, figure)
-    print(text)
-    print(f"wrote {saved}, {out / 'gamma_parametrisation.md'}, {figure}")
-    return 0
+    return _study.conclude(args, saved, train_study, report, plot)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ import math
 import re
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,27 @@ METHODS: dict[str, tuple[dict[str, Any], str]] = {
 }
 """Every method's changes to the preset and where its constants come from (not tuned here)."""
 
+# ---- entry point: the derivative-free penalties (issue 19) --------------------------------
+# Each is the exact method's configuration with the penalty's trainer name swapped, so that
+# the two differ in the derivative alone (same loss, same gamma). The names are those the
+# trainer is to give them; a study takes a method once lipreg.train.penalties.PENALTIES has
+# its penalty (available()), and its own settings (e.g. sigma) are added here.
+DERIVATIVE_FREE: dict[str, tuple[str, dict[str, Any]]] = {
+    "approx R1": ("R1", {**METHODS["R1"][0], "penalty": "approx-r1"}),
+    "approx R2": ("R2", {**METHODS["R2"][0], "penalty": "approx-r2"}),
+    "approx R1+R2": ("R1+R2", {**METHODS["R1+R2"][0], "penalty": "approx-r1r2"}),
+}
+"""Every derivative-free method: the exact method it approximates and its changes to the
+preset."""
+
+
+def available(overrides: dict[str, Any]) -> bool:
+    """Whether the trainer has the penalty of a method's ``overrides``."""
+    from lipreg.train.penalties import PENALTIES
+
+    return overrides.get("penalty", "gp") in PENALTIES
+
+
 STEPS, SEEDS, JOBS, EVALS, FID_THRESHOLD = 500, 5, 2, 20, 100.0
 """Defaults: 13 methods x 5 seeds, two at a time, each as long as 500 WGAN-GP steps: about 75
 minutes on 2 quiet cores at the per-iteration times measured for docs/studies.md."""
@@ -165,32 +186,43 @@ def goal(groups: dict[str, list[Run]], quality: Metric) -> tuple[str, float, flo
     return head + answer, target, half
 
 
+Threshold = Callable[[Run], float]
+"""A run's threshold (the same for every run, or e.g. its seed's reference value)."""
+
+
+def constant(value: float) -> Threshold:
+    return lambda run: value
+
+
 def race_table(
     groups: dict[str, list[Run]],
     metrics: Sequence[Metric],
     reference: str,
-    thresholds: dict[str, float],
-    within: float,
+    thresholds: dict[str, Threshold],
+    within: tuple[str, Threshold],
+    called: str | None = None,
 ) -> list[str]:
     """Markdown lines: per setting its steps, ms per step, the budget it achieved (its mean
-    training seconds over ``reference``'s), every metric at the end, the time to each of
-    ``thresholds`` (column title: threshold of the FID-like metric ``metrics[0]``), and
-    how many seeds reach the last threshold ``within`` seconds."""
+    training seconds over ``reference``'s, which the header calls ``called``), every metric
+    at the end, the time to each of ``thresholds`` of the FID-like metric ``metrics[0]`` (by
+    column title), and how many seeds reach the last threshold within ``within``'s seconds
+    (column title, seconds)."""
     quality = metrics[0]
     budget = _stats.budgets(groups, reference)
+    title, limit = within
     lines = [
-        f"| method | steps | ms per step | time (x {reference}'s) | "
+        f"| method | steps | ms per step | time (x {called or reference}'s) | "
         + " | ".join(f"{m.label} at the end" for m in metrics)
         + " | "
-        + " | ".join(f"time to {title}" for title in thresholds)
-        + f" | within {within:.0f} s |",
+        + " | ".join(f"time to {name}" for name in thresholds)
+        + f" | {title} |",
         "| --- |" + " ---: |" * (4 + len(metrics) + len(thresholds)),
     ]
     for name, group in groups.items():
         per_step = statistics.fmean(1e3 * r.seconds / max(r.steps, 1) for r in group)
         finals = [_stats.cell([r.final(m.key) for r in group]) for m in metrics]
-        times = [times_to(group, quality.key, t) for t in thresholds.values()]
-        inside = sum(t is not None and t <= within for t in times[-1])
+        times = [[_stats.time_to(r, quality.key, t(r)) for r in group] for t in thresholds.values()]
+        inside = sum(t is not None and t <= limit(r) for t, r in zip(times[-1], group, strict=True))
         lines.append(
             f"| {name} | {group[0].steps} | {per_step:.0f} | {budget[name]:.2f} | "
             + " | ".join(finals)
@@ -209,7 +241,10 @@ def report(runs: list[Run], meta: dict[str, Any]) -> str:
     threshold = float(meta.get("fid_threshold", FID_THRESHOLD))
     answer, target, half = goal(groups, data.quality)
     seeds = len(groups[BASELINE])
-    thresholds = {f"FID <= {threshold:g}": threshold, f"FID <= {target:.1f} (WGAN-GP's)": target}
+    thresholds = {
+        f"FID <= {threshold:g}": constant(threshold),
+        f"FID <= {target:.1f} (WGAN-GP's)": constant(target),
+    }
     lines = [
         f"# Method race on {data.title}",
         "",
@@ -222,7 +257,9 @@ def report(runs: list[Run], meta: dict[str, Any]) -> str:
         "",
         f"**Goal.** {answer}",
         "",
-        *race_table(groups, metrics, BASELINE, thresholds, half),
+        *race_table(
+            groups, metrics, BASELINE, thresholds, (f"within {half:.0f} s", constant(half))
+        ),
         "",
         "Times are the training seconds at the first evaluation at or below the FID, mean ± "
         "95 % t interval over the seeds that reach it (k/n: how many do); 'never' when none "
@@ -273,21 +310,9 @@ def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> list[Path]:
     curves = {name: _stats.by_step(group, data.fid) for name, group in groups.items()}
     means = [y for curve in curves.values() for _, y, _ in curve if math.isfinite(y)]
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
-    colours = plt.get_cmap("tab10").colors
-    styles = ("-", "--", "-.", ":")
     for ax, (title, shows) in zip(axes, PANELS.items(), strict=True):
         names = [BASELINE] + [n for n in groups if n != BASELINE and shows(METHODS[n][0])]
-        for i, name in enumerate(names):
-            xs = [x for x, _, _ in curves[name]]
-            ys = [y for _, y, _ in curves[name]]
-            hs = [0.0 if math.isnan(h) else h for _, _, h in curves[name]]
-            colour = "black" if name == BASELINE else colours[(i - 1) % 10]
-            width = 2 if name == BASELINE else 1.3
-            ax.plot(xs, ys, styles[i % 4], color=colour, lw=width, label=mathtext(name))
-            # the band is clipped to the plot: early evaluations spread widely between seeds
-            low = [max(y - h, min(means) / 2) for y, h in zip(ys, hs, strict=True)]
-            high = [y + h for y, h in zip(ys, hs, strict=True)]
-            ax.fill_between(xs, low, high, color=colour, alpha=0.12, lw=0)
+        draw_curves(ax, {n: curves[n] for n in names}, BASELINE, min(means) / 2)
         ax.axhline(target, color="0.3", lw=0.8, ls="--")
         ax.axvline(half, color="0.3", lw=0.8, ls=":")
         ax.annotate(
@@ -322,6 +347,29 @@ def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> list[Path]:
     plt.close(fig)
     spectral = plot_tradeoff(groups, data.quality, BASELINE, out / "method_race_spectral.png")
     return [path] if spectral is None else [path, spectral]
+
+
+Curve = list[tuple[float, float, float]]
+
+
+def draw_curves(ax: Any, curves: dict[str, Curve], reference: str, floor: float) -> None:
+    """Each setting's curve ``(mean seconds, mean value, half-width)`` with its 95 % band on
+    ``ax``, ``reference`` in black and thicker; bands are clipped below at ``floor`` (early
+    evaluations spread widely between seeds)."""
+    import matplotlib.pyplot as plt
+
+    colours = plt.get_cmap("tab10").colors
+    styles = ("-", "--", "-.", ":")
+    for i, (name, curve) in enumerate(curves.items()):
+        xs = [x for x, _, _ in curve]
+        ys = [y for _, y, _ in curve]
+        hs = [0.0 if math.isnan(h) else h for _, _, h in curve]
+        colour = "black" if name == reference else colours[(i - 1) % 10]
+        width = 2 if name == reference else 1.3
+        ax.plot(xs, ys, styles[i % 4], color=colour, lw=width, label=mathtext(name))
+        low = [max(y - h, floor) for y, h in zip(ys, hs, strict=True)]
+        high = [y + h for y, h in zip(ys, hs, strict=True)]
+        ax.fill_between(xs, low, high, color=colour, alpha=0.12, lw=0)
 
 
 def plot_tradeoff(
@@ -394,11 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "instead of timing the methods again",
     )
     args = _options.parse(p, argv)
-    out: Path = args.out
-    saved = out / "method_race.json"
+    saved: Path = args.out / "method_race.json"
 
     def train_study() -> _study.Study | None:
-        steps, seeds, jobs = (2, 2, 1) if args.quick else (args.steps, args.seeds, args.jobs)
+        steps, seeds, jobs = _options.size(args)
         print(
             f"method race: {len(METHODS)} methods x {seeds} seeds, {jobs} job(s), budget "
             f"{args.budget} of WGAN-GP's {steps} steps"
@@ -409,23 +456,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             plan, probes = _study.saved_plan(args.plan)
         else:
             probe_configs = {
-                name: _options.base_config(args.data, **study, **overrides)
-                for name, (overrides, _) in METHODS.items()
+                name: _options.base_config(args.data, **study, **o)
+                for name, (o, _) in METHODS.items()
             }
             timing = _study.QUICK_TIMING if args.quick else _study.Timing()
             probes = _study.probe_all(probe_configs, jobs, timing)
             plan = _study.plan_steps(steps, probes, BASELINE, args.budget)
-        configs = {
-            name: _options.base_config(
-                args.data, **_options.study_overrides(plan[name], args.evals, args.quick), **o
-            )
-            for name, (o, _) in METHODS.items()
-        }
-        work = [_study.Job(n, seed, c) for seed in range(seeds) for n, c in configs.items()]
+        overrides = {name: o for name, (o, _) in METHODS.items()}
+        configs = _options.planned(args.data, overrides, plan, args.evals, args.quick)
         return _study.execute(
             "method_race.py",
             argv,
-            work,
+            _study.work(configs, seeds),
             probes,
             jobs,
             saved,
@@ -439,18 +481,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             methods={n: {"overrides": o, "source": s} for n, (o, s) in METHODS.items()},
         )
 
-    done = _study.kept_or_trained(args, saved, train_study)
-    if done is None:
-        return 0
-    runs, meta = done
-    if args.redraw and args.fid_threshold is not None:
-        meta["fid_threshold"] = args.fid_threshold
-    text = report(runs, meta)
-    (out / "method_race.md").write_text(text)
-    figures = plot(runs, meta, args.figures or out)
-    print(text)
-    print("wrote " + ", ".join(str(f) for f in [saved, out / "method_race.md", *figures]))
-    return 0
+    def threshold(meta: dict[str, Any]) -> None:
+        if args.redraw and args.fid_threshold is not None:
+            meta["fid_threshold"] = args.fid_threshold
+
+    return _study.conclude(args, saved, train_study, report, plot, threshold)
 
 
 if __name__ == "__main__":

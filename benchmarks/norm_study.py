@@ -164,16 +164,14 @@ def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _options.parse(_options.parser(__doc__ or "", STEPS, SEEDS, JOBS, EVALS, "norm"), argv)
-    out: Path = args.out
-    saved = out / "norm_study.json"
+    saved: Path = args.out / "norm_study.json"
 
     def train_study() -> _study.Study | None:
-        steps, seeds, jobs = (2, 2, 1) if args.quick else (args.steps, args.seeds, args.jobs)
+        steps, seeds, jobs = _options.size(args)
         study = _options.study_overrides(steps, args.evals, args.quick)
         configs = {
             name: _options.base_config(args.data, **study, **c) for name, c in settings().items()
         }
-        work = [_study.Job(n, seed, c) for seed in range(seeds) for n, c in configs.items()]
         print(f"norm study: {len(configs)} settings x {seeds} seeds, {steps} steps, {jobs} jobs")
         print(f"machine: {machine()}")
         timing = _study.Timing(3, 1, 1) if not args.quick else _study.QUICK_TIMING
@@ -181,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _study.execute(
             "norm_study.py",
             argv,
-            work,
+            _study.work(configs, seeds),
             probes,
             jobs,
             saved,
@@ -194,16 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             study=study,
         )
 
-    done = _study.kept_or_trained(args, saved, train_study)
-    if done is None:
-        return 0
-    runs, meta = done
-    text = report(runs, meta)
-    (out / "norm_study.md").write_text(text)
-    files = plot(runs, meta, args.figures or out)
-    print(text)
-    print("wrote " + ", ".join(str(p) for p in [saved, out / "norm_study.md", *files]))
-    return 0
+    return _study.conclude(args, saved, train_study, report, plot)
 
 
 if __name__ == "__main__":

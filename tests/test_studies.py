@@ -27,10 +27,12 @@ import _options  # noqa: E402
 import _records  # noqa: E402
 import _stats  # noqa: E402
 import _study  # noqa: E402
+import dfree_race  # noqa: E402
 import gamma_parametrisation  # noqa: E402
 import method_race  # noqa: E402
 import norm_study  # noqa: E402
 import sn_operator_norms  # noqa: E402
+import tuned_race  # noqa: E402
 from _records import Run  # noqa: E402
 from _study import CLASSES, FID  # noqa: E402
 
@@ -485,6 +487,174 @@ def test_every_race_method_is_a_valid_run_of_the_preset() -> None:
         assert method_problems(_options.base_config(**overrides)) == []
 
 
+# ---- the tuned race and the derivative-free race ----------------------------------------
+
+
+def test_the_tuned_grid_covers_the_schedules_and_every_one_is_a_valid_run() -> None:
+    from lipreg.train.objectives import method_problems
+
+    extra = 6 if tuned_race.has_fraction() else 0  # a quarter of the batch: 3 x 2 more
+    for method, overrides in tuned_race.MAIN.items():
+        schedules = tuned_race.grid(overrides)
+        penalised = overrides.get("penalty", "gp") != "none"
+        assert len(schedules) == (24 + extra if penalised else 6), method
+        assert len(set(schedules)) == len(schedules)
+        assert {s.n_critic for s in schedules} == {1, 2, 5}
+        assert {s.lr_scale for s in schedules} == {1.0, 2.0}
+        assert {s.lazy_every for s in schedules} == ({1, 4, 8, 16} if penalised else {1})
+        for schedule in schedules:
+            config = tuned_race.configure("digits", overrides, schedule)
+            assert method_problems(config) == [], (method, schedule)
+            assert config.lr == pytest.approx(2e-4 * schedule.lr_scale)
+    assert tuned_race.PUBLISHED in tuned_race.grid(tuned_race.MAIN["WGAN-GP"])
+    published = tuned_race.configure("digits", tuned_race.MAIN["WGAN-GP"], tuned_race.PUBLISHED)
+    assert (published.n_critic, published.lazy_every, published.norm) == (5, 1, "l2")
+
+
+def test_the_tuned_race_reports_every_finalist_its_control_and_the_published_wgan_gp() -> None:
+    s = tuned_race.Schedule
+    finalists = {"WGAN-GP": s(2, 8), "BWGAN W^{-3/2,2}": s(2, 8), "SN (power)": s(1, 1, 2.0)}
+    settings, controls = tuned_race.reported(finalists)
+    assert list(settings) == [
+        "WGAN-GP [n_critic 2, lazy 8, lr x1]",
+        "BWGAN W^{-3/2,2} [n_critic 2, lazy 8, lr x1]",
+        "SN (power) [n_critic 1, lazy 1, lr x2]",
+        "WGAN-GP [n_critic 1, lazy 1, lr x2]",
+        "WGAN-GP [n_critic 5, lazy 1, lr x1]",
+    ]
+    assert controls == {
+        "BWGAN W^{-3/2,2} [n_critic 2, lazy 8, lr x1]": "WGAN-GP [n_critic 2, lazy 8, lr x1]",
+        "SN (power) [n_critic 1, lazy 1, lr x2]": "WGAN-GP [n_critic 1, lazy 1, lr x2]",
+    }
+    settings, controls = tuned_race.reported({"WGAN-GP": tuned_race.PUBLISHED})
+    assert list(settings) == ["WGAN-GP [n_critic 5, lazy 1, lr x1]"] and controls == {}
+
+
+def test_the_tuned_race_estimate_adds_its_stages() -> None:
+    probe = _study.Probe(build=2.0, iteration=0.2, cpu=0.1, evaluation=1.0)
+    counts = {"grid": 10, "rung1": 4, "report": 3}
+    stages = dict(tuned_race.estimate(counts, probe, 50.0, 0.25, 16, 5, workers=2))
+    t, fair = tuned_race.SELECTION_TIMING, _study.Timing()
+    assert stages["timing the grid"] == pytest.approx(10 * (2.0 + 0.1 * 6) / 120)
+    assert t.warmup + t.iterations == 6 and fair.rounds == 2
+    prefix = 2.0 + 12.5 + 1.0
+    assert stages["selection, seed 100"] == pytest.approx(10 * prefix / 120)
+    assert stages["selection, the best on 2 more seeds"] == pytest.approx(4 * prefix / 120)
+    assert stages["timing the reported settings"] == pytest.approx(3 * (2 * 3.9 + 1.0) / 120)
+    assert stages["report, 5 seeds"] == pytest.approx(3 * 5 * (2.0 + 50.0 + 17.0) / 120)
+
+
+FAST = "BWGAN W^{-3/2,2} [n_critic 2, lazy 8, lr x1]"
+
+
+def tuned(fids: dict[str, list[list[tuple[int, float, float]]]]) -> tuple[list[Run], dict]:
+    runs = race(fids)
+    s = tuned_race.Schedule
+    meta = {
+        "published": "WGAN-GP [n_critic 5, lazy 1, lr x1]",
+        "finalists": {"BWGAN W^{-3/2,2}": dataclasses.asdict(s(2, 8))},
+        "controls": {
+            "BWGAN W^{-3/2,2} [n_critic 2, lazy 8, lr x1]": "WGAN-GP [n_critic 2, lazy 8, lr x1]"
+        },
+        "selection": {
+            "BWGAN W^{-3/2,2}": {
+                "tried": 24,
+                "ranking": [["n_critic 2, lazy 8, lr x1", [30.0, 31.5, 29.0]]],
+                "finalist": dataclasses.asdict(s(2, 8)),
+            }
+        },
+        "budget": 100.0,
+        "steps": 500,
+    }
+    return runs, meta
+
+
+def test_the_tuned_race_measures_each_seed_against_the_published_wgan_gp_of_that_seed() -> None:
+    published = [[(0, 0, 900.0), (250, 50.0, 45.0), (500, 100.0, f)] for f in (40.0, 50.0, 45.0)]
+    # reaches each seed's published final FID (40, 50, 45) at 20, 20 and 30 s
+    fast = [
+        [(0, 0, 900.0), (100, 20.0, 39.0), (500, 100.0, 25.0)],
+        [(0, 0, 900.0), (100, 20.0, 49.0), (500, 100.0, 30.0)],
+        [(0, 0, 900.0), (100, 20.0, 46.0), (150, 30.0, 44.0), (500, 100.0, 28.0)],
+    ]
+    control = [[(0, 0, 900.0), (500, 100.0, f)] for f in (30.0, 36.0, 31.0)]
+    runs, meta = tuned(
+        {
+            "WGAN-GP [n_critic 5, lazy 1, lr x1]": published,
+            "BWGAN W^{-3/2,2} [n_critic 2, lazy 8, lr x1]": fast,
+            "WGAN-GP [n_critic 2, lazy 8, lr x1]": control,
+        }
+    )
+    text = tuned_race.report(runs, meta)
+    assert "**Goal 1** (the published WGAN-GP's final digits FID in every seed within 0.25x" in text
+    assert (
+        "not met. The best finalist is BWGAN W^{-3/2,2} [n_critic 2, lazy 8, lr x1]: 2/3 " in text
+    )
+    assert f"{(0.2 + 0.2 + 0.3) / 3:.2f}x of the published time on average" in text
+    assert "**Goal 2** (high-frequency excess): not measured in this record." in text
+    d = [-5.0, -6.0, -3.0]  # finalist - control
+    half = _stats.mean_ci(d)[1]
+    assert f"final digits FID {_stats.fmt(-14 / 3, half, 2)}" in text
+    row = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("| BWGAN W^{-3/2,2} [n_critic 2, lazy 8, lr x1] | 500 |")
+    )
+    assert row.endswith("| 23 ± 14 s (3/3) | 2/3 |")  # 20, 20, 30 s; within 25 s: two
+    times = [20.0 - 100.0, 20.0 - 100.0, 30.0 - 100.0]  # the published reaches at its end
+    p = scipy.stats.ttest_1samp(times, 0.0).pvalue
+    table = text[text.index("## seconds to the published WGAN-GP's final FID: difference") :]
+    diff = _stats.fmt(-230 / 3, _stats.mean_ci(times)[1], 2)
+    assert f"| {FAST} | {diff} | {p:.3g} |" in table
+    schedule = "n_critic 2, lazy 8, lr x1"
+    assert f"| BWGAN W^{{-3/2,2}} | 24 | {schedule} | {schedule}: 30.0, 31.5, 29.0 |" in text
+    assert "## what the method buys on its schedule: digits FID, finalist - control" in text
+
+
+def test_the_tuned_race_states_the_high_frequency_goal_when_measured() -> None:
+    published = [[(0, 0, 900.0), (500, 100.0, f)] for f in (40.0, 50.0, 45.0)]
+    fast = [[(0, 0, 900.0), (100, 20.0, f - 10), (500, 100.0, f - 20)] for f in (40.0, 50.0, 45.0)]
+    runs, meta = tuned(
+        {
+            "WGAN-GP [n_critic 5, lazy 1, lr x1]": published,
+            "BWGAN W^{-3/2,2} [n_critic 2, lazy 8, lr x1]": fast,
+            "WGAN-GP [n_critic 2, lazy 8, lr x1]": published,
+        }
+    )
+    for run, excess in zip(runs, (1.0, 2.0, 1.5, 4.0, 5.5, 4.5, 1.0, 2.0, 1.5), strict=True):
+        spectral(run, excess, 2.0)
+    text = tuned_race.report(runs, meta)
+    assert "within 0.25x its training time): met." in text
+    half = _stats.mean_ci([3.0, 3.5, 3.0])[1]
+    goal = "**Goal 2** (no more high-frequency excess than the published WGAN-GP): not met: "
+    assert f"{goal}{FAST} differs by {_stats.fmt(19 / 6, half, 2)} dB" in text
+
+
+def test_the_derivative_free_race_pairs_each_penalty_with_its_exact_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the whole script in this process, with a stand-in for a derivative-free
+    penalty the trainer does not have yet (R2's penalty in R1's place)."""
+    stand_in = {**method_race.METHODS["R1"][0], "penalty": "r2"}
+    monkeypatch.setattr(method_race, "DERIVATIVE_FREE", {"stand-in R1": ("R1", stand_in)})
+    assert dfree_race.main(["--quick", "--out", str(tmp_path)]) == 0
+    runs, meta = _records.load_runs(tmp_path / "dfree_race.json")
+    assert meta["pairs"] == {"stand-in R1": "R1"} and meta["budget"] == "steps"
+    assert sorted({(r.name, r.seed) for r in runs}) == [
+        ("R1", 0), ("R1", 1), ("stand-in R1", 0), ("stand-in R1", 1)
+    ]  # fmt: skip
+    text = (tmp_path / "dfree_race.md").read_text()
+    groups = _stats.by_name(runs)
+    ratios = dfree_race.step_ratios(groups, "stand-in R1", "R1")
+    assert len(ratios) == 2 and all(r > 0 for r in ratios)
+    d, half, _ = _stats.compare(groups, FID, [("stand-in R1", "R1")])["stand-in R1", "R1"]
+    goal = "met" if d - half <= 0 else "not met"
+    ratio = _stats.fmt(*_stats.mean_ci(ratios), 2)
+    assert f"| stand-in R1 - R1 | {ratio} | {_stats.fmt(d, half, 2)} | {goal} |" in text
+    assert "## digits FID: derivative-free - exact, paired by seed (lower is better)" in text
+    assert _records.generators_path(tmp_path / "dfree_race.json").exists()
+
+
 # ---- the scripts, end to end -------------------------------------------------------------
 
 
@@ -506,6 +676,7 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
         ("norm_study.py", "norm_study", ["norm_study_lp.png", "norm_study_sobolev.png"], 13),
         ("method_race.py", "method_race", ["method_race.png"], 13),
         ("gamma_parametrisation.py", "gamma_parametrisation", ["gamma_parametrisation.png"], 3),
+        ("tuned_race.py", "tuned_race", ["tuned_race.png"], 5),
     ],
 )
 def test_scripts_run_quick_keep_their_generators_and_redraw_from_their_json(
@@ -524,10 +695,10 @@ def test_scripts_run_quick_keep_their_generators_and_redraw_from_their_json(
     for generator in kept.values():
         assert generator["config"]["seed"] in (0, 1)
         assert {t.dtype for t in generator["state"].values()} == {torch.float16, torch.int64}
-    if script == "method_race.py" and any(
+    if script in ("method_race.py", "tuned_race.py") and any(
         _stats.HF_EXCESS.key in r["evals"][-1] for r in record["runs"]
     ):
-        pictures = sorted([*pictures, "method_race_spectral.png"])
+        pictures = sorted([*pictures, f"{stem}_spectral.png"])
     assert sorted(p.name for p in tmp_path.glob("*.png")) == pictures
     table = (tmp_path / f"{stem}.md").read_text()
     for path in [tmp_path / f"{stem}.md", *(tmp_path / p for p in pictures)]:
@@ -540,6 +711,7 @@ def test_scripts_run_quick_keep_their_generators_and_redraw_from_their_json(
         assert "| time to FID <= 100 |" in table
         run_script(script, "--redraw", "--out", str(tmp_path), "--fid-threshold", "900")
         assert "| time to FID <= 900 |" in (tmp_path / f"{stem}.md").read_text()
+    if script in ("method_race.py", "tuned_race.py"):
         # a rerun from the saved plan trains the same steps without timing anything
         replay = tmp_path / "replay"
         plan = str(tmp_path / f"{stem}.json")
@@ -597,6 +769,8 @@ KEPT = [
     (gamma_parametrisation, "gamma", "gamma_parametrisation", "theory.md"),
     (norm_study, "norm", "norm_study", "studies.md"),
     (method_race, "race", "method_race", "studies.md"),
+    (tuned_race, "tuned-race", "tuned_race", "studies.md"),
+    (dfree_race, "dfree", "dfree_race", None),  # its page (issue 19) lists its rows when kept
 ]
 KEPT_RUNS = [(data, *kept) for data in _options.DATASETS for kept in KEPT]
 KEPT_IDS = [f"{data}-{kept[1]}" for data, *kept in KEPT_RUNS]
@@ -604,7 +778,7 @@ KEPT_IDS = [f"{data}-{kept[1]}" for data, *kept in KEPT_RUNS]
 
 @pytest.mark.parametrize(("data", "script", "folder", "stem", "page"), KEPT_RUNS, ids=KEPT_IDS)
 def test_kept_results_give_the_tables_the_docs_show(
-    data: str, script: object, folder: str, stem: str, page: str
+    data: str, script: object, folder: str, stem: str, page: str | None
 ) -> None:
     """The docs' numbers come from the kept runs: their report, rebuilt from the JSON, is the
     kept Markdown, and every table row of it stands on the page."""
@@ -615,6 +789,8 @@ def test_kept_results_give_the_tables_the_docs_show(
     assert _options.dataset_of(meta).name == data
     text = script.report(runs, meta)  # type: ignore[attr-defined]
     assert text == (kept / f"{stem}.md").read_text()
+    if page is None:
+        return
     shown = (ROOT / "docs" / page).read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
     if "| method | settings and source |" in rows:  # the page lists them with CLI spellings
@@ -625,7 +801,7 @@ def test_kept_results_give_the_tables_the_docs_show(
 
 @pytest.mark.parametrize(("data", "script", "folder", "stem", "page"), KEPT_RUNS, ids=KEPT_IDS)
 def test_kept_generators_reproduce_their_recorded_metrics(
-    data: str, script: object, folder: str, stem: str, page: str
+    data: str, script: object, folder: str, stem: str, page: str | None
 ) -> None:
     """The first kept generator of each study, scored again as its run evaluated it, gives
     the recorded final metrics (within the float16 tolerance for the FID-like metric)."""
