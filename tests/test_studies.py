@@ -734,6 +734,14 @@ def test_scripts_run_quick_keep_their_generators_and_redraw_from_their_json(
             assert new["evals"][-1][CLASSES] == old["evals"][-1][CLASSES]
 
 
+@pytest.mark.slow
+def test_the_precision_measurement_rescoring_float32_reproduces_every_run() -> None:
+    done = run_script("kept_precision.py", "--quick")
+    assert "largest |FID difference|: float32 0, float16 " in done.stdout
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 0 | digits_fid |")]
+    assert len(rows) == 1 and rows[0].split(" | ")[3] == "+0"  # float32 - recorded
+
+
 def strip_final_metrics(record: dict) -> dict:
     """``record`` with its runs' final evaluations reduced to the step and the seconds, as if
     their metrics had not existed when they trained."""
