@@ -386,10 +386,10 @@ def goals(
     against the published WGAN-GP's, and against its control what the method buys."""
     base = {r.seed: r.seconds for r in groups[published]}
     scored = []
-    for n in finalists:
-        ratios = [to_target(r) / base[r.seed] for r in groups[n]]
+    for finalist in finalists:
+        ratios = [to_target(r) / base[r.seed] for r in groups[finalist]]
         within = sum(x <= goal for x in ratios)
-        scored.append((within, -statistics.fmean(ratios), n, ratios))
+        scored.append((within, -statistics.fmean(ratios), finalist, ratios))
     within, _, best, ratios = max(scored)
     n = len(ratios)
     verdict = "met" if within == n else "not met"
