@@ -1,10 +1,10 @@
 """How close the derivative-free R2 (lipreg.ApproxR2) is to the exact one (BanachR2) on a
 trained critic: the value's bias and spread, and the parameter gradient's direction and size.
 
-The critic is trained as in a one-seed pilot of the method: the digits preset with the non-saturating loss
-and exact R2 in L^2 with gamma 10 (the method race's "R2"), for ``--steps`` generator steps
-(in this process; ``--critic`` reuses a saved state). Then, on one real and one generated
-batch of the trainer's size (64):
+The critic is trained as in a one-seed pilot of the method: the digits preset with the
+non-saturating loss and exact R2 in L^2 with gamma 10 (the method race's "R2"), for
+``--steps`` generator steps (in this process; ``--critic`` reuses a saved state). Then, on
+one real and one generated batch of the trainer's size (64):
 
 - value: per estimator (one-sided, antithetic, several draws) and ``sigma``, the ratio of
   the mean estimate of ``E ||dD(fake)||_2^2`` over ``--repeats`` calls to the exact value
@@ -29,7 +29,7 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
-import _study
+import _options
 import torch
 from torch import Tensor, nn
 
@@ -52,7 +52,7 @@ def trained_critic(steps: int, quick: bool, path: Path | None) -> tuple[nn.Modul
     exists, saved there otherwise), with one real batch and one generated batch."""
     from lipreg.train.loop import Trainer
 
-    config = _study.base_config(**PILOT, **_study.study_overrides(steps, 1, quick))
+    config = _options.base_config(**PILOT, **_options.study_overrides(steps, 1, quick))
     trainer = Trainer(config)
     if path is not None and path.exists():
         trainer.d.load_state_dict(torch.load(path))

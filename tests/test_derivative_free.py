@@ -38,6 +38,7 @@ from lipreg import (
     Lp,
     Norm,
     Sobolev,
+    Subsampled,
     estimate_dual_squared,
 )
 from lipreg.norms import Wasserstein2
@@ -498,3 +499,16 @@ def test_kept_measurements_stand_on_the_docs_page(kept: str) -> None:
     page = (root / "docs" / "regularizers" / "without-double-backward.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
     assert rows and [row for row in rows if row not in page] == []
+
+
+def test_composes_with_subsampled_taking_the_same_rows_of_the_scores() -> None:
+    critic = ConvCritic().double()
+    real, fake = images(8, torch.float64)
+    d_real, d_fake = critic(real), critic(fake)
+    penalty = ApproxR1R2(Sobolev(s=-1.5), gamma=2.0)
+    torch.manual_seed(4)
+    got = Subsampled(penalty, 0.5)(critic, real, fake, d_real=d_real, d_fake=d_fake)
+    torch.manual_seed(4)
+    rows = torch.randperm(8)[:4]
+    expected = penalty(critic, real[rows], fake[rows], d_real=d_real[rows], d_fake=d_fake[rows])
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
