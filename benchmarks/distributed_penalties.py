@@ -24,20 +24,12 @@ from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
+from compiled_critic import PENALTIES  # the same rows as the compile probe
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from lipreg import ApproxR1, ApproxR1R2, BanachGP, BanachR1, BanachR1R2, Sobolev
 from lipreg.train.models import DCGANCritic
 
-PENALTIES: dict[str, Callable[[], nn.Module]] = {
-    "BanachR1 (engine='func')": lambda: BanachR1(gamma=1.0),
-    "BanachR1 (engine='autograd')": lambda: BanachR1(gamma=1.0, engine="autograd"),
-    "BanachGP (engine='func')": lambda: BanachGP(),
-    "BanachR1R2 (engine='autograd')": lambda: BanachR1R2(gamma=1.0, engine="autograd"),
-    "ApproxR1": lambda: ApproxR1(gamma=1.0),
-    "ApproxR1R2 (W^{-3/2,2})": lambda: ApproxR1R2(Sobolev(s=-1.5), gamma=1.0),
-}
 GLOBAL_BATCH = 8
 
 

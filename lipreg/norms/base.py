@@ -44,6 +44,14 @@ def sample_scale(x: Tensor) -> Tensor:
     return scale.view(-1, *(1,) * (x.ndim - 1))
 
 
+def standard_normal(
+    shape: torch.Size | tuple[int, ...], like: Tensor, generator: torch.Generator | None
+) -> Tensor:
+    """White noise ``N(0, I)`` of ``shape`` in ``like``'s dtype and on its device, the source
+    of every dual Gaussian (from ``generator``, or torch's global one)."""
+    return torch.randn(shape, generator=generator, dtype=like.dtype, device=like.device)
+
+
 def not_hilbert(norm: Norm, who: str) -> ValueError:
     """The error of ``who`` (a method or penalty) that needs a Hilbert norm, given ``norm``."""
     return ValueError(

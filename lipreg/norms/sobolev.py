@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from lipreg._validation import check_real, upcast
-from lipreg.norms.base import Norm, format_number, sample_scale
+from lipreg.norms.base import Norm, format_number, sample_scale, standard_normal
 from lipreg.norms.lp import check_exponent, conjugate, lp_norm
 
 _LAYOUTS = {1: "[B, C, L]", 2: "[B, C, H, W]", 3: "[B, C, D, H, W]"}
@@ -166,8 +166,7 @@ class Sobolev(Norm):
         self, like: Tensor, generator: torch.Generator | None, at: Tensor | None
     ) -> Tensor:
         # T_{-s} is symmetric, so T_{-s} z has covariance T_{-s}^2 = T_{-2s} = M^{-1}.
-        z = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
-        return self.filter(z, -self.s)
+        return self.filter(standard_normal(like.shape, like, generator), -self.s)
 
     def _dual_gaussian_variance(self, like: Tensor, at: Tensor | None) -> Tensor:
         # tr(T_{-2s}) per channel is the sum of its multiplier over the full frequency grid;

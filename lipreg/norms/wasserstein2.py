@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lipreg._validation import check_real, upcast
-from lipreg.norms.base import LocalNorm, sqrt_zero_safe
+from lipreg.norms.base import LocalNorm, sqrt_zero_safe, standard_normal
 
 #: Neighbour offsets ``(d_row, d_col)`` of the stencil: each pixel ``p`` is joined to
 #: ``p + o`` when that pixel exists, so every edge appears once. As in the authors' code:
@@ -177,13 +177,9 @@ class Wasserstein2(LocalNorm):
         # standard normal z_e per edge and z per pixel) has covariance M.
         assert at is not None  # local: _check_base_point requires it
         weights = self.edge_weights(upcast(at).to(like.dtype))
-        z_edges = torch.randn(
-            weights.shape, generator=generator, dtype=like.dtype, device=like.device
-        )
-        h = _differences_adjoint(weights.sqrt() * z_edges)
+        h = _differences_adjoint(weights.sqrt() * standard_normal(weights.shape, like, generator))
         if self.gamma_l2:
-            z = torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
-            h = h + math.sqrt(self.gamma_l2) * z
+            h = h + math.sqrt(self.gamma_l2) * standard_normal(like.shape, like, generator)
         return h
 
     def _dual_gaussian_variance(self, like: Tensor, at: Tensor | None) -> Tensor:
