@@ -329,7 +329,7 @@ def test_statistics() -> None:
     torch.manual_seed(2)
     estimates = [estimate_dual_squared(critic, x, L2(), 0.1, draws=2) for x in (real, fake)]
     torch.manual_seed(2)
-    penalty = ApproxR1R2(gamma=3.0, draws=2)
+    penalty = ApproxR1R2(gamma=3.0, sigma=0.1, draws=2)
     value = penalty(critic, real, fake)
     stats = penalty.stats
     assert isinstance(stats, ApproxR1R2Stats)
