@@ -453,8 +453,17 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--inception-weights",
         type=_existing_file,
         metavar="PATH",
-        help="a local copy of the Inception weights for IS, FID and KID (offline machines); "
-        "default: torch-fidelity's standard weights from the cache",
+        help="a local copy of the Inception weights for IS, FID and KID (offline machines), "
+        "checked at start-up against the published SHA-256; default: torch-fidelity's "
+        "standard weights from the cache",
+    )
+    outs.add_argument(
+        "--inception-weights-unverified",
+        action=argparse.BooleanOptionalAction,
+        help="accept an --inception-weights file other than the published one (weights you "
+        "trust, for numbers that are not the standard IS/FID/KID): it is read as plain tensors "
+        "(weights_only=True, never unpickled) and must fit torch-fidelity's Inception-v3 "
+        "(default: off)",
     )
     outs.add_argument(
         "--tensorboard",

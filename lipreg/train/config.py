@@ -70,6 +70,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     inception: bool = True
     inception_weights: str | None = None
+    inception_weights_unverified: bool = False
     tensorboard: bool = True
     progress: bool = True
 
@@ -127,6 +128,7 @@ RUNTIME_FIELDS = frozenset(
         "checkpoint_every",
         "inception",
         "inception_weights",
+        "inception_weights_unverified",
         "tensorboard",
         "progress",
         "data_root",

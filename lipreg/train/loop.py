@@ -46,6 +46,7 @@ from lipreg.train.distributed import (
     teardown,
     wrap,
 )
+from lipreg.train.metrics.weights import check_run_weights
 from lipreg.train.models import build_models
 from lipreg.train.objectives import (
     check_method,
@@ -155,6 +156,7 @@ class Trainer(Running, Resumable):
         ctx: Context | None = None,
     ) -> None:
         self.config = c = resolved(config.checked())
+        check_run_weights(c)  # before anything is downloaded, written or trained
         check_method(c)
         warn_pairing(c)
         self.loss = objective(c)
