@@ -9,6 +9,7 @@ shapes and give features that depend on the image. torch-fidelity itself is a st
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -346,3 +347,26 @@ def test_an_evaluation_never_unpickles_the_file(
     with pytest.raises(WeightsError) as info:
         ev.evaluate(0, trainer.sampler)
     assert "cannot be loaded as plain tensors" in str(info.value) and not marker.exists()
+
+
+def test_a_mirror_of_the_weights_is_set_by_the_environment(
+    file_server: FileServer,
+    hub: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fidelity: dict[str, Any],
+) -> None:
+    """LIPREG_INCEPTION_URL moves the URL only: the file must still be the published one."""
+    mirror = serve_weights(file_server)
+    port = file_server.httpd.server_address[1]
+    official = dataclasses.replace(
+        mirror, url=f"http://127.0.0.1:{port}/gone.pth", url_env="LIPREG_INCEPTION_URL"
+    )
+    monkeypatch.setattr(weights, "INCEPTION_WEIGHTS", official)
+    monkeypatch.setenv("LIPREG_INCEPTION_URL", mirror.url)
+    assert fetch_inception_weights().read_bytes() == BODY
+    assert file_server.requests == [f"/{NAME}"]
+    (cache_dir() / NAME).unlink()
+    monkeypatch.setenv("LIPREG_INCEPTION_URL", "not a url")
+    path, note = prepare_inception()
+    assert path is None and "LIPREG_INCEPTION_URL='not a url' is not a URL" in note
+    assert file_server.requests == [f"/{NAME}"]

@@ -183,10 +183,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     data.add_argument(
         "--download",
         action=argparse.BooleanOptionalAction,
-        help="fetch cifar10 / cifar10-test when absent from the data root: the official "
-        "cifar-10-python.tar.gz, checked against its published MD5 and unpacked into "
-        "--data-root or the cache, where later runs find it; without it nothing is "
-        "downloaded (default: off)",
+        help="fetch cifar10 / cifar10-test when absent from the data root, or repair them when "
+        "a batch file is missing or unreadable: the official cifar-10-python.tar.gz, checked "
+        "against its published MD5 and unpacked into --data-root or the cache, where later "
+        "runs find it; a mirror is set by LIPREG_CIFAR10_URL (and LIPREG_CIFAR10_MD5), the "
+        "timeout by LIPREG_DOWNLOAD_TIMEOUT; without it nothing is downloaded (default: off)",
     )
     data.add_argument(
         "--image-size",

@@ -30,8 +30,10 @@ Images:
   images of CIFAR-10 read from the official python version in a local directory (by default
   the cache, :func:`cache_dir`), with a restricted unpickler; labels 0..9. Nothing is
   downloaded unless asked: ``download=True`` (``--download``) fetches the official archive
-  into that directory when it is absent (:func:`fetch_cifar10`: MD5 checked against the
-  published one, unpacked safely and atomically, reused by later runs).
+  into that directory when it is absent, and replaces missing or unreadable batch files
+  (:func:`load_cifar10`, :func:`fetch_cifar10`: MD5 checked against the published one,
+  unpacked safely and atomically, reused by later runs; a mirror through
+  ``LIPREG_CIFAR10_URL`` / ``LIPREG_CIFAR10_MD5``).
 - ``folder``: every image file under a directory (recursively), decoded with PIL, converted
   to RGB, resized so that the shorter side is ``image_size`` (bicubic) and centre-cropped.
 
@@ -43,7 +45,7 @@ resized copy is held as float32, four times the memory of the 8-bit original).
 from lipreg.train.data.archive import UnsafeArchiveError
 from lipreg.train.data.base import Kind, TensorData, TrainingData
 from lipreg.train.data.cifar10 import CIFAR10_URL, ForbiddenPickleError, read_cifar10
-from lipreg.train.data.cifar10_download import CIFAR10_ARCHIVE, fetch_cifar10
+from lipreg.train.data.cifar10_download import CIFAR10_ARCHIVE, fetch_cifar10, load_cifar10
 from lipreg.train.data.download import DownloadError, Remote, cache_dir
 from lipreg.train.data.embedded import PATCH_SCALES
 from lipreg.train.data.folder import IMAGE_EXTENSIONS, ImageFolder
@@ -74,6 +76,7 @@ __all__ = [
     "cache_dir",
     "describe_datasets",
     "fetch_cifar10",
+    "load_cifar10",
     "load_dataset",
     "read_cifar10",
 ]

@@ -8,8 +8,7 @@ from pathlib import Path
 import torch
 
 from lipreg.train.data.base import Kind, TensorData, TrainingData, check_int, resize, subset
-from lipreg.train.data.cifar10 import read_cifar10
-from lipreg.train.data.cifar10_download import fetch_cifar10
+from lipreg.train.data.cifar10_download import load_cifar10
 from lipreg.train.data.download import cache_dir
 from lipreg.train.data.embedded import PHOTO_SIDE, digits, photo_patches
 from lipreg.train.data.folder import ImageFolder, image_files
@@ -144,7 +143,8 @@ def load_dataset(
         size: the number of samples: how many are generated for toy data and ``patches``
             (defaults in :data:`DATASETS`), the size of a seeded random subset otherwise
             (default: all).
-        download: fetch ``cifar10``/``cifar10-test`` into ``root`` (or the cache) when absent
+        download: fetch ``cifar10``/``cifar10-test`` into ``root`` (or the cache) when absent,
+            and repair them when a batch file is missing or unreadable
             (:func:`~lipreg.train.data.fetch_cifar10`: the official archive, MD5-checked,
             unpacked safely and atomically); without it nothing is downloaded.
 
@@ -171,9 +171,7 @@ def load_dataset(
         images, labels = digits("train" if name == "digits" else "test")
     else:
         folder = cache_dir() if root is None else Path(root)
-        if download:
-            fetch_cifar10(folder)
-        images, labels = read_cifar10(folder, train=name == "cifar10")
+        images, labels = load_cifar10(folder, train=name == "cifar10", download=download)
     keep = subset(images.shape[0], size, gen)
     images, labels = images[keep], labels[keep]
     if image_size is not None and image_size != spec.native_size:

@@ -34,9 +34,11 @@ INCEPTION_WEIGHTS = Remote(
     filename="weights-inception-2015-12-05-6726825d.pth",
     algorithm="sha256",
     digest="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+    url_env="LIPREG_INCEPTION_URL",
 )
 """torch-fidelity's Inception-v3 weights (about 96 MB, converted from TensorFlow's 2015-12-05
-Inception) and their SHA-256."""
+Inception) and their SHA-256; a mirror is set by ``LIPREG_INCEPTION_URL`` (the file must be
+the same: its checksum cannot be changed)."""
 
 
 def fetch_inception_weights(*, remote: Remote | None = None, progress: bool = True) -> Path:
@@ -45,7 +47,8 @@ def fetch_inception_weights(*, remote: Remote | None = None, progress: bool = Tr
     Taken from lipreg's cache (:func:`~lipreg.train.data.cache_dir`), else from torch.hub's
     cache where torch-fidelity keeps the copy it downloads itself
     (``torch.hub.get_dir()/checkpoints``), else downloaded into lipreg's cache
-    (:func:`~lipreg.train.data.download.fetch_file`: verified, then renamed into place).
+    (:func:`~lipreg.train.data.download.fetch_file`: verified, then renamed into place; from
+    ``$LIPREG_INCEPTION_URL`` when set).
     Raises :class:`~lipreg.train.data.DownloadError` when the download fails or a cached
     copy does not match. ``remote`` defaults to :data:`INCEPTION_WEIGHTS`, read when called
     (tests serve small files locally).
@@ -83,7 +86,8 @@ def prepare_inception(
         return Path(weights), f"IS/FID/KID with the Inception weights {weights}"
     try:
         path = fetch_inception_weights(remote=remote, progress=progress)
-    except OSError as err:  # DownloadError, or a cache directory that cannot be written
+    # DownloadError, a cache directory that cannot be written, or a bad setting (ValueError)
+    except (OSError, ValueError) as err:
         url = (INCEPTION_WEIGHTS if remote is None else remote).url
         return None, _one_line(
             f"IS/FID/KID skipped: {err}. Without internet, pass --inception-weights PATH (a "
