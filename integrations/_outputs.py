@@ -14,6 +14,7 @@ from torch import Tensor
 
 from lipreg import BanachR1
 from lipreg._validation import check_batch
+from lipreg.derivative import critic_output, detached_error
 from lipreg.norms import Norm
 
 
@@ -58,7 +59,13 @@ def squared_dual_norms(
             f"{in_name} must require grad and {out_name} must be computed from them: call "
             f"{in_name}.requires_grad_(True) before the discriminator, {hint}"
         )
-    (g,) = torch.autograd.grad(outputs.sum(), inputs, create_graph=True)
+    who = f"the discriminator ({out_name})"
+    # per-sample scores, checked as a critic's; hosts may also hand over their sum
+    summed = isinstance(outputs, Tensor) and outputs.ndim == 0 and outputs.is_floating_point()
+    scores = outputs if summed else critic_output(outputs, inputs, who)
+    (g,) = torch.autograd.grad(scores.sum(), inputs, create_graph=True, allow_unused=True)
+    if g is None:  # computed from the parameters, not from the inputs
+        raise detached_error(f"the output of {who}")
     squared = dual_squared(norm, g, inputs)
     if check_finite and not bool(torch.isfinite(squared).all()):
         bad = int((~torch.isfinite(squared)).sum())

@@ -82,6 +82,12 @@ def cifar_entries(tmp_path: Path, n: int = 2) -> tuple[list, dict[str, dict[byte
     return entries, batches
 
 
+def serve_cifar(tmp_path: Path, file_server: FileServer) -> Remote:
+    """A CIFAR-10-like archive (two images per batch) served as cifar-10-python.tar.gz."""
+    entries, _ = cifar_entries(tmp_path)
+    return file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+
+
 def everything_under(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
@@ -115,8 +121,7 @@ def test_download_unpacks_the_archive_and_a_second_run_reuses_it(
 def test_load_dataset_downloads_into_the_cache_only_when_asked(
     tmp_path: Path, file_server: FileServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    entries, _ = cifar_entries(tmp_path)
-    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    archive = serve_cifar(tmp_path, file_server)
     monkeypatch.setattr(cifar10_download, "CIFAR10_ARCHIVE", archive)
     with pytest.raises(FileNotFoundError) as info:
         load_dataset("cifar10")  # nothing is downloaded without download=True
@@ -131,8 +136,7 @@ def test_load_dataset_downloads_into_the_cache_only_when_asked(
 def test_a_root_named_after_the_folder_receives_the_data(
     tmp_path: Path, file_server: FileServer
 ) -> None:
-    entries, _ = cifar_entries(tmp_path)
-    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    archive = serve_cifar(tmp_path, file_server)
     root = tmp_path / "data" / FOLDER
     assert fetch_cifar10(root, archive=archive) == root
     assert (root / "test_batch").is_file() and not (root / FOLDER).exists()
@@ -176,8 +180,7 @@ def test_missing_and_damaged_batches_are_repaired_and_readable_ones_kept(
 def test_a_folder_with_another_name_is_repaired_in_place(
     tmp_path: Path, file_server: FileServer
 ) -> None:
-    entries, _ = cifar_entries(tmp_path)
-    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    archive = serve_cifar(tmp_path, file_server)
     root = tmp_path / "my-cifar"
     write_cifar(root, n=1)
     (root / "test_batch").write_bytes(b"not a pickle")
@@ -187,8 +190,7 @@ def test_a_folder_with_another_name_is_repaired_in_place(
 
 
 def test_an_empty_folder_is_filled(tmp_path: Path, file_server: FileServer) -> None:
-    entries, _ = cifar_entries(tmp_path)
-    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    archive = serve_cifar(tmp_path, file_server)
     (tmp_path / "data" / FOLDER).mkdir(parents=True)
     assert fetch_cifar10(tmp_path / "data", archive=archive) == tmp_path / "data" / FOLDER
     assert len(load_dataset("cifar10", root=tmp_path / "data")) == 10
@@ -526,8 +528,7 @@ def test_command_line_download_then_reuse(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Runs are built (not trained: the data are all that matters here) from command lines."""
-    entries, _ = cifar_entries(tmp_path)
-    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    archive = serve_cifar(tmp_path, file_server)
     monkeypatch.setattr(cifar10_download, "CIFAR10_ARCHIVE", archive)
     err = usage_error(capsys, lambda: main([*CLI, "--out", str(tmp_path / "run")]))
     assert "--download" in err and str(cache_dir()) in err and file_server.requests == []
@@ -567,8 +568,7 @@ def _worker(
 
 @pytest.mark.slow
 def test_two_processes_download_once(tmp_path: Path, file_server: FileServer) -> None:
-    entries, _ = cifar_entries(tmp_path)
-    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    archive = serve_cifar(tmp_path, file_server)
     with mp.Manager() as manager:
         shared = manager.dict()
         args = (2, os.fspath(tmp_path / "init"), os.fspath(tmp_path / "data"), archive, shared)

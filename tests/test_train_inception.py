@@ -247,7 +247,7 @@ def test_a_file_that_is_not_the_published_one_is_refused_before_anything_is_writ
     assert not marker.exists() and "path" not in fidelity  # never unpickled, never built
 
 
-def test_the_published_file_is_accepted(
+def test_the_published_file_is_accepted_and_checked_again_on_resume(
     tmp_path: Path,
     served: FileServer,
     fidelity: dict[str, Any],
@@ -261,22 +261,11 @@ def test_the_published_file_is_accepted(
     assert all(set(row) >= METRICS for row in read_scalars(out) if "metric/swd" in row)
     assert not isinstance(fidelity["path"], (str, Path))  # tensors handed over, not the file
     assert served.requests == []
-
-
-def test_resume_checks_the_weights_before_any_step(
-    tmp_path: Path,
-    served: FileServer,
-    fidelity: dict[str, Any],
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    local = tmp_path / "local.pth"
-    local.write_bytes(BODY)
-    out = tmp_path / "run"
-    assert main([*TRAIN, "--steps", "1", "--out", str(out), "--inception-weights", str(local)]) == 0
+    # resuming: the saved path, now a hostile file, or a hostile file given again, is refused
+    # before any step
     checkpoint = (out / "checkpoint.pt").read_bytes()
     rows = (out / "scalars.jsonl").read_text()
     evil, marker = hostile(tmp_path)
-    # the saved path, now a hostile file, and a hostile file given on the command line
     local.write_bytes(evil.read_bytes())
     for extra in ([], ["--inception-weights", str(evil)]):
         line = refusal(capsys, ["--resume", str(out), "--steps", "3", *extra])

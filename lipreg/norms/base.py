@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from lipreg._validation import check_batch, upcast
+from lipreg._validation import check_batch, described, upcast
 
 
 def format_number(v: float) -> str:
@@ -66,6 +66,11 @@ class Norm(ABC):
     can always pass ``at=x_hat``. Local norms subclass :class:`LocalNorm` and implement
     ``_norm_at`` / ``_dual_squared_at`` instead of ``_norm`` / ``_dual``.
 
+    What a subclass's ``_norm`` / ``_dual`` / ``_dual_squared`` return is checked by the
+    public methods: one value per sample, ``[B]`` in the argument's dtype and on its device,
+    depending on the argument when it requires grad (a ``ValueError`` or ``TypeError`` naming
+    the method and what it returned otherwise).
+
     Half-precision inputs are computed in float32. Subclasses implement ``_norm``,
     ``_dual``, ``params``, ``space`` and ``dual_space``, and extend ``check`` when they need a
     particular layout.
@@ -81,13 +86,15 @@ class Norm(ABC):
         """``||x_b||_B`` for every sample (at base point ``at_b``): ``[B, ...] -> [B]``."""
         self.check(x, "x")
         self._check_base_point(at, x, "x")
-        return self._norm(upcast(x))
+        x = upcast(x)
+        return self._result(self._norm(x), x, "_norm")
 
     def dual(self, g: Tensor, at: Tensor | None = None) -> Tensor:
         """``||g_b||_{B*}`` for every sample (at base point ``at_b``): ``[B, ...] -> [B]``."""
         self.check(g, "g")
         self._check_base_point(at, g, "g")
-        return self._dual(upcast(g))
+        g = upcast(g)
+        return self._result(self._dual(g), g, "_dual")
 
     def dual_squared(self, g: Tensor, at: Tensor | None = None) -> Tensor:
         """``||g_b||_{B*}^2`` for every sample: ``[B, ...] -> [B]``.
@@ -98,7 +105,8 @@ class Norm(ABC):
         """
         self.check(g, "g")
         self._check_base_point(at, g, "g")
-        return self._dual_squared(upcast(g))
+        g = upcast(g)
+        return self._result(self._dual_squared(g), g, "_dual_squared")
 
     def lp_embedding(self, x: Tensor) -> tuple[Tensor, float] | None:
         """``(T x flattened to [B, N], p)`` when ``||x||_B = ||T x||_p`` for a linear map ``T``,
@@ -110,6 +118,29 @@ class Norm(ABC):
         Sobolev filter. Norms of any other form (and local norms) return ``None``.
         """
         return None
+
+    def _result(self, value: object, arg: Tensor, method: str) -> Tensor:
+        """``value``, what the subclass's ``method`` returned for ``arg`` (float32 at least),
+        if it is one value per sample: a tensor ``[B]`` in ``arg``'s dtype on its device that
+        depends on ``arg`` when ``arg`` requires grad. The one check of a norm's results that
+        every penalty, calibration, distance and estimate goes through (metadata only)."""
+        who = f"{type(self).__name__}.{method}"
+        wanted = (arg.shape[0],), arg.dtype, arg.device
+        if not isinstance(value, Tensor) or (value.shape, value.dtype, value.device) != wanted:
+            error = ValueError if isinstance(value, Tensor) else TypeError
+            raise error(
+                f"{who} must return one value per sample, a "
+                f"{str(arg.dtype).removeprefix('torch.')} tensor of shape [{arg.shape[0]}] on "
+                f"{arg.device} (its argument's dtype and device); it returned {described(value)}"
+            )
+        if arg.requires_grad and torch.is_grad_enabled() and not value.requires_grad:
+            raise ValueError(
+                f"{who} returned values that do not depend on its argument (they do not "
+                "require grad although it does): the norm detaches them somewhere (.detach(), "
+                ".item(), NumPy, torch.no_grad()), so a penalty through it cannot train the "
+                "critic; compute it with differentiable torch operations"
+            )
+        return value
 
     def _check_base_point(self, at: Tensor | None, x: Tensor, name: str) -> None:
         """Raise if ``at`` is not a base point for ``x``; a local norm requires one."""
@@ -138,7 +169,7 @@ class Norm(ABC):
     def _dual(self, g: Tensor) -> Tensor: ...
 
     def _dual_squared(self, g: Tensor) -> Tensor:
-        return self._dual(g).square()
+        return self._result(self._dual(g), g, "_dual").square()
 
     @property
     @abstractmethod
@@ -205,7 +236,7 @@ class LocalNorm(Norm):
         base = self._base(at, x, "x")
         x = upcast(x)
         scale = sample_scale(x)
-        return self._norm_at(x / scale, base) * scale.flatten()
+        return self._result(self._norm_at(x / scale, base), x, "_norm_at") * scale.flatten()
 
     def dual(self, g: Tensor, at: Tensor | None = None) -> Tensor:
         """``||g_b||_{at_b, *}`` for every sample: ``[B, ...] -> [B]``.
@@ -223,7 +254,8 @@ class LocalNorm(Norm):
     def dual_squared(self, g: Tensor, at: Tensor | None = None) -> Tensor:
         """``||g_b||_{at_b, *}^2`` for every sample, quadratic in ``g``: ``[B, ...] -> [B]``."""
         base = self._base(at, g, "g")
-        return self._dual_squared_at(upcast(g), base)
+        g = upcast(g)
+        return self._result(self._dual_squared_at(g, base), g, "_dual_squared_at")
 
     def _norm(self, x: Tensor) -> Tensor:
         raise TypeError(f"{type(self).__name__} is a local norm: call norm(x, at=base_point)")
