@@ -134,30 +134,42 @@ def call_critic(
                 f"the critic's keyword argument {name} is on {value.device}, its input on "
                 f"{x.device}: move it with {name}.to({str(x.device)!r})"
             )
-    return critic_output(critic(x, **kwargs), x, f"the critic {describe(critic)}", critic)
+    return critic_output(critic(x, **kwargs), x, critic=critic)
 
 
-def critic_output(out: object, x: Tensor, who: str = "the critic", critic: object = None) -> Tensor:
-    """``out``, what the critic ``who`` returned for ``x``, as scores ``[B]`` if it passes the
-    checks of :func:`call_critic` (the dependence on the parameters is checked when
-    ``critic`` is given); for outputs a host computed itself (the integrations)."""
-    what = f"the output of {who}"
-    scores = critic_scores(out, x.shape[0], what)
-    if scores.device != x.device:
+def critic_output(out: object, x: Tensor, who: str | None = None, critic: object = None) -> Tensor:
+    """``out``, what a critic returned for ``x``, as scores ``[B]`` if it passes the checks of
+    :func:`call_critic`; ``who`` names the critic in messages (default: ``critic``'s name),
+    and the dependence on the parameters is checked when ``critic`` is given. For outputs a
+    host computed itself (the integrations) as well. Messages are only composed for a
+    rejected output."""
+
+    def what() -> str:
+        return f"the output of {who or f'the critic {describe(critic)}'}"
+
+    batch = x.shape[0]
+    if not (
+        isinstance(out, Tensor)
+        and out.is_floating_point()
+        and out.shape in ((batch,), (batch, 1))
+        and out.device == x.device
+    ):
+        critic_scores(out, batch, what())  # raises for the type, dtype and shape
+        assert isinstance(out, Tensor)
         raise ValueError(
-            f"{what} is on {scores.device}, its input on {x.device}: the critic must compute "
+            f"{what()} is on {out.device}, its input on {x.device}: the critic must compute "
             "its scores from the input, on the input's device"
         )
     if x.requires_grad:
-        if not scores.requires_grad:
-            raise detached_error(what)
-    elif torch.is_grad_enabled() and not scores.requires_grad and _trainable(critic):
+        if not out.requires_grad:
+            raise detached_error(what())
+    elif torch.is_grad_enabled() and not out.requires_grad and _trainable(critic):
         raise ValueError(
-            f"{what} is detached from its parameters (it does not require grad although they "
+            f"{what()} is detached from its parameters (it does not require grad although they "
             "do), so a loss or penalty computed from it cannot train them: the critic detaches "
             "it somewhere (.detach(), .item(), NumPy, torch.no_grad() inside the critic)"
         )
-    return scores
+    return out.squeeze(1) if out.ndim == 2 else out
 
 
 def _cotangent_scale(
