@@ -41,14 +41,17 @@ def squared_dual_norms(
     names: tuple[str, str],
     hint: str,
     check_finite: bool,
+    dtype: torch.dtype | None = None,
 ) -> Tensor:
     """``||d outputs.sum() / d inputs_b||_{B*}^2`` for every sample ``b``, ``[B]``,
     differentiable in the parameters that produced ``outputs`` (``create_graph``).
 
     The gradient is taken as the hosts take it (one ``autograd.grad`` of the summed outputs)
-    and measured in float32 at least with autocast off, at ``inputs`` for local norms.
-    ``names`` are the host's names of ``(outputs, inputs)``; ``hint`` ends the message when
-    ``inputs`` does not require grad (where the host sets it).
+    and measured in float32 at least with autocast off, at ``inputs`` for local norms; the
+    result is then cast to ``dtype`` if given (before the finiteness check), for hosts that
+    compute their penalty in the gradient's own low precision. ``names`` are the host's names
+    of ``(outputs, inputs)``; ``hint`` ends the message when ``inputs`` does not require grad
+    (where the host sets it).
     """
     out_name, in_name = names
     check_batch(inputs, in_name)
@@ -60,6 +63,8 @@ def squared_dual_norms(
         )
     (g,) = torch.autograd.grad(outputs.sum(), inputs, create_graph=True)
     squared = dual_squared(norm, g, inputs)
+    if dtype is not None:
+        squared = squared.to(dtype)
     if check_finite and not bool(torch.isfinite(squared).all()):
         bad = int((~torch.isfinite(squared)).sum())
         raise ValueError(
