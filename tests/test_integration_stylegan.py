@@ -224,15 +224,14 @@ def test_penalty_state_travels_in_the_host_snapshot(tmp_path: Path) -> None:
     for name, t in fresh["D"].named_buffers():
         t.copy_(src[name])
     assert int(resumed.penalty.calibration.count) == B
-    # A snapshot made under another norm is refused before anything is loaded.
-    with pytest.raises(RuntimeError, match="norm"):
-        BanachLoss("cpu", **networks("ada"), penalty="gp", gamma="auto", lam="auto",
-                   norm="lp:p=4", resume_pkl=str(path))  # fmt: skip
     # helper for loops that save the loss object themselves
     state = loss.state_dict()
     other = BanachLoss("cpu", **networks("ada"), penalty="gp", gamma="auto", lam="auto")
     other.load_state_dict(state)
     assert other.penalty.gamma == loss.penalty.gamma  # type: ignore[union-attr]
+    r1 = BanachLoss("cpu", **networks("ada"))
+    with pytest.raises(ValueError, match=r"state\['penalty'\] is not the state of a BanachR1"):
+        r1.load_state_dict(state)
 
 
 def _snapshot(tmp_path: Path, D: nn.Module) -> Path:
@@ -277,15 +276,64 @@ def test_resume_pkl_may_be_a_url_as_in_the_hosts(tmp_path: Path) -> None:
     assert resumed.penalty.gamma == loss.penalty.gamma
 
 
-def test_resume_from_a_pretrained_network_without_a_penalty_starts_fresh(tmp_path: Path) -> None:
-    """Transfer learning from NVIDIA's snapshots: their D carries no lipreg penalty."""
-    path = _snapshot(tmp_path, host.Discriminator())
-    nets = networks("sg3")
-    with pytest.warns(UserWarning, match="no lipreg penalty.*fresh estimates") as record:
-        loss = BanachLoss("cpu", **nets, penalty="gp", gamma="auto", lam="auto",
-                          resume_pkl=str(path))  # fmt: skip
-    assert str(path) in str(record[0].message)
-    assert isinstance(loss.penalty, BanachGP) and int(loss.penalty.calibration.count) == 0
+def _trained_snapshot(tmp_path: Path, **options: Any) -> Path:
+    """A snapshot of a D whose penalty (built with ``options``) has seen one Dreg round."""
+    nets = networks("ada")
+    loss = BanachLoss("cpu", **nets, **options)
+    batch = [torch.randn(B, 3, 8, 8), torch.zeros(B, 0), torch.randn(B, 6), torch.zeros(B, 0)]
+    loss.accumulate_gradients("Dreg", *batch, sync=True, gain=16)
+    return _snapshot(tmp_path, nets["D"])
+
+
+GP = {"penalty": "gp", "gamma": "auto", "lam": "auto"}
+
+
+@pytest.mark.parametrize(
+    ("saved", "resumed", "why"),
+    [
+        (None, GP, r"holds no lipreg penalty"),
+        (
+            {},
+            GP,
+            r"holds a BanachR1 penalty, this loss a BanachGP \(penalty='gp'\); "
+            r"pass penalty='r1' to continue",
+        ),
+        (
+            GP,
+            {},
+            r"holds a BanachGP penalty, this loss a BanachR1 \(penalty='r1'\); "
+            r"pass penalty='gp' to continue",
+        ),
+        (
+            GP,
+            {**GP, "norm": "lp:p=4"},
+            r"holds a penalty for norm 'l2', this loss one for "
+            r"'lp:p=4'; pass norm='l2' to continue",
+        ),
+    ],
+    ids=["no-penalty", "r1-as-gp", "gp-as-r1", "another-norm"],
+)
+def test_a_snapshot_of_another_penalty_is_transfer_learning(
+    tmp_path: Path, saved: dict[str, Any] | None, resumed: dict[str, Any], why: str
+) -> None:
+    """Transfer learning: whatever the snapshot's D holds that cannot restore this loss's
+    penalty (nothing, as NVIDIA's pretrained networks; another penalty; another norm), the
+    loss warns once, naming the snapshot and why, and attaches a fresh penalty to D."""
+    if saved is None:
+        path = _snapshot(tmp_path, host.Discriminator())
+    else:
+        path = _trained_snapshot(tmp_path, **saved)
+    nets = networks("ada")
+    with pytest.warns(UserWarning, match=why + ".*fresh estimates") as record:
+        loss = BanachLoss("cpu", **nets, **resumed, resume_pkl=str(path))
+    assert len(record) == 1 and str(path) in str(record[0].message)
+    fresh = BanachLoss("cpu", **networks("ada"), **resumed)
+    assert type(loss.penalty) is type(fresh.penalty)
+    assert loss.penalty.norm == fresh.penalty.norm
+    for (name, a), (_, b) in zip(
+        loss.penalty.state_dict().items(), fresh.penalty.state_dict().items(), strict=True
+    ):
+        assert a == b if name.endswith("_extra_state") else torch.equal(a, b)
     assert getattr(nets["D"], ATTRIBUTE) is loss.penalty
 
 
@@ -364,6 +412,7 @@ def test_a_missing_dependency_of_the_host_is_named(
     message = str(info.value)
     assert "pkg_resources" in message and "setuptools<82" in message, message
     assert "torch_utils.ops.conv2d_gradfix" in message and "repository's root" not in message
+    assert "grid_sample_gradfix.py" in message  # StyleGAN3's second file with the import
     assert not hasattr(nets["D"], ATTRIBUTE)
 
 
