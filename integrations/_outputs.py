@@ -24,13 +24,13 @@ def dual_squared(norm: Norm, gradient: Tensor, at: Tensor) -> Tensor:
         return norm.dual_squared(gradient, at=at.detach())
 
 
-def r1_of_gradient(penalty: BanachR1, gradient: Tensor, at: Tensor) -> tuple[Tensor, Tensor]:
-    """``(R1, squared)``: ``penalty``'s ``(gamma / 2) E ||g_b||_{B*}^2`` of the input gradient
-    ``gradient`` taken at ``at``, with its statistics recorded in ``penalty.stats`` and its
-    finiteness checked as a call of the penalty would, and the per-sample ``||g_b||_{B*}^2``
-    ``[B]``."""
+def r1_squares(penalty: BanachR1, gradient: Tensor, at: Tensor) -> Tensor:
+    """The per-sample ``||g_b||_{B*}^2`` ``[B]`` of the input gradient ``gradient`` taken at
+    ``at``, with ``penalty``'s statistics of its R1 ``(gamma / 2) E ||g_b||_{B*}^2`` recorded
+    in ``penalty.stats`` and its finiteness checked, as a call of the penalty would."""
     squared = dual_squared(penalty.norm, gradient, at)
-    return penalty._from_squared_duals(squared), squared
+    penalty._from_squared_duals(squared)
+    return squared
 
 
 def squared_dual_norms(

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from lipreg import BanachGP, BanachR1, input_gradient
 
-from .._outputs import r1_of_gradient
+from .._outputs import r1_squares
 from ._networks import HostNetworks, backward
 
 
@@ -69,7 +69,7 @@ class CriticTerms(HostNetworks):
                 engine="autograd",
                 chunk_size=self.penalty.chunk_size,
             )
-        _, squared = r1_of_gradient(self.penalty, g, real)
+        squared = r1_squares(self.penalty, g, real)
         return squared * (self.penalty.gamma / 2), squared
 
     def _real_and_reg(
