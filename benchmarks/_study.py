@@ -473,7 +473,7 @@ def study_overrides(
 def base_config(**overrides: Any) -> TrainConfig:
     """The preset's configuration with ``overrides`` (the study's own choices), writing
     nothing but what the study reads."""
-    from lipreg.train.config import PRESETS
+    from lipreg.train.presets import PRESETS
 
     quiet = {"tensorboard": False, "progress": False, "checkpoint_every": 0, "inception": False}
     return TrainConfig.from_dict({**PRESETS[PRESET], **quiet, **overrides})

@@ -124,7 +124,8 @@ def test_estimate_adds_steps_evaluations_and_builds() -> None:
 
 
 def test_studies_take_the_preset_and_change_only_their_own_choices() -> None:
-    from lipreg.train.config import PRESETS, TrainConfig
+    from lipreg.train.config import TrainConfig
+    from lipreg.train.presets import PRESETS
 
     config = _study.base_config(**_study.study_overrides(800, 10, quick=False))
     preset = PRESETS[_study.PRESET]
@@ -276,6 +277,36 @@ def test_every_race_method_is_a_valid_run_of_the_preset() -> None:
         assert method_problems(config) == [], overrides
     for overrides in norm_study.settings().values():
         assert method_problems(_study.base_config(**overrides)) == []
+
+
+def race_rows() -> dict[str, str]:
+    """The studies page's method table: method -> its "changes to the preset" cell."""
+    text = (ROOT / "docs" / "studies.md").read_text()
+    table = text.split("| method | changes to the preset |", 1)[1].split("\n\n", 1)[0]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        name, changes = (cell.strip() for cell in line.split("|")[1:3])
+        rows[name.replace("`", "")] = changes
+    return rows
+
+
+def test_the_race_methods_run_as_written_on_the_command_line() -> None:
+    """Each row's changes to the preset, given to ``lipreg train --preset bwgan-digits``, make
+    exactly the race's configuration of that method: the preset's options that the method
+    leaves unused (its lam and gamma 'auto', its Sobolev norm) give way."""
+    import shlex
+
+    from lipreg.train.cli import parse_command
+
+    rows = race_rows()
+    assert set(rows) == set(method_race.METHODS)
+    quiet = {"tensorboard": False, "progress": False, "checkpoint_every": 0, "inception": False}
+    for name, changes in rows.items():
+        argv = [] if changes == "none (the preset)" else shlex.split(changes.strip("`"))
+        assert all(not a.startswith("`") for a in argv), (name, changes)
+        command = parse_command(["--preset", _study.PRESET, *argv])
+        asked = dataclasses.replace(command.config, **quiet)
+        assert asked == _study.base_config(**method_race.METHODS[name][0]), name
 
 
 # ---- the scripts, end to end -------------------------------------------------------------
