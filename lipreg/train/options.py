@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from lipreg.losses import LOSSES
-from lipreg.norms import parse_norm
+from lipreg.train import values
 from lipreg.train.config import (
     CRITIC_SCALES,
     LOSS_CHOICES,
@@ -25,7 +23,7 @@ from lipreg.train.config import (
     PRECISIONS,
     TrainConfig,
 )
-from lipreg.train.constraints import KINDS, parse_constraint
+from lipreg.train.constraints import KINDS
 from lipreg.train.ctransform import FORMULA as CTRANSFORM_FORMULA
 from lipreg.train.data import DATASETS
 from lipreg.train.penalties import PENALTIES
@@ -55,90 +53,9 @@ examples:
   lipreg train --data digits --loss rpgan --penalty r1r2 --gamma 0.05 --norm sobolev:s=1
   lipreg train --data digits --penalty none --constraint sn:conv=fft --loss hinge
   lipreg train --data digits --penalty none --loss ctransform --norm sobolev:s=-1.5
+  lipreg train --preset bwgan-digits --penalty r2 --loss ns --gamma 10  # the preset's lam gives way
   lipreg train --resume runs/lipreg            # continue an interrupted run exactly
 """
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0 (0: off), got {text!r}")
-    return value
-
-
-def _number(
-    low: float, high: float, *, open_low: bool, open_high: bool, auto: bool = False
-) -> Callable[[str], Any]:
-    """A parser of numbers in an interval (and of ``auto`` when allowed)."""
-    interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
-    expected = f"expected {'auto or ' if auto else ''}a number in {interval}"
-
-    def parse(text: str) -> float | str:
-        if auto and text.strip().lower() == "auto":
-            return "auto"
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
-        inside = (value > low if open_low else value >= low) and (
-            value < high if open_high else value <= high
-        )
-        if math.isnan(value) or not inside:
-            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
-        return value
-
-    return parse
-
-
-def _norm(text: str) -> str:
-    try:
-        return parse_norm(text).spec
-    except (TypeError, ValueError) as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _constraint(text: str) -> str:
-    try:
-        return parse_constraint(text).spec
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _existing_file(text: str) -> str:
-    if not Path(text).expanduser().is_file():
-        raise argparse.ArgumentTypeError(f"no file at {text!r}")
-    return str(Path(text).expanduser())
-
-
-def _device(text: str) -> str:
-    import torch
-
-    if text == "auto":
-        return text
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a device; use auto, cpu, cuda or cuda:N"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available here; use cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise argparse.ArgumentTypeError(f"{text!r}: the trainer runs on cpu or cuda")
-    return text
 
 
 def _default(name: str) -> str:
@@ -197,14 +114,14 @@ def build_parser(prog: str | None = None) -> Parser:
     )
     data.add_argument(
         "--image-size",
-        type=_positive_int,
+        type=values.positive_int,
         metavar="N",
         help="side of the square training images (patch size for patches, a resize for the "
         "others); generators need 4 * 2**k (default: the data's own, 32 for patches)",
     )
     data.add_argument(
         "--data-size",
-        type=_positive_int,
+        type=values.positive_int,
         metavar="N",
         help="samples generated for toy data and patches, or a seeded random subset of the "
         "others (default: 100000 toy points, 10000 patches, all images)",
@@ -218,13 +135,13 @@ def build_parser(prog: str | None = None) -> Parser:
     )
     models.add_argument(
         "--width",
-        type=_positive_int,
+        type=values.positive_int,
         metavar="N",
         help="channels (resnet 128, dcgan 64) or hidden units (mlp 512) (default: those)",
     )
     models.add_argument(
         "--z-dim",
-        type=_positive_int,
+        type=values.positive_int,
         metavar="N",
         help="noise dimension (default: 128 for images, 2 for toy data)",
     )
@@ -246,7 +163,7 @@ def build_parser(prog: str | None = None) -> Parser:
     )
     pen.add_argument(
         "--norm",
-        type=_norm,
+        type=values.norm_spec,
         metavar="SPEC",
         help="the norm of B: l2 | lp:p=P (1 <= P <= inf) | sobolev:s=S[,p=P][,c=C] | "
         "w2[:gamma_l2=G,low=L,high=H] (Wasserstein-2 tangent norm, images, fixed --lam and "
@@ -254,7 +171,7 @@ def build_parser(prog: str | None = None) -> Parser:
     )
     pen.add_argument(
         "--compare-norms",
-        type=_norm,
+        type=values.norm_spec,
         nargs="+",
         metavar="SPEC",
         help="toy data only, instead of --norm: train one run per norm with the same seed, data "
@@ -265,28 +182,28 @@ def build_parser(prog: str | None = None) -> Parser:
     )
     pen.add_argument(
         "--lam",
-        type=_number(0, math.inf, open_low=False, open_high=True, auto=True),
+        type=values.number(0, math.inf, open_low=False, open_high=True, auto=True),
         metavar="auto|X",
         help="penalty weight lam >= 0, or auto: lam = E||X||_B over real data (the paper's "
         f"rule); not for r1/r2, which --gamma weights {_default('lam')}",
     )
     pen.add_argument(
         "--gamma",
-        type=_number(0, math.inf, open_low=True, open_high=True, auto=True),
+        type=values.number(0, math.inf, open_low=True, open_high=True, auto=True),
         metavar="auto|X",
         help="Lipschitz constant gamma > 0, or auto: gamma = E||X||_B* over real data; with "
         f"r1, r2 and r1r2 the penalty's weight (a number) {_default('gamma')}",
     )
     pen.add_argument(
         "--gamma-final",
-        type=_number(0, math.inf, open_low=False, open_high=True),
+        type=values.number(0, math.inf, open_low=False, open_high=True),
         metavar="X",
         help="r1, r2, r1r2: the weight gamma goes from --gamma to X along a cosine over "
         "--decay-steps, then stays at X (R3GAN's schedule) (default: constant)",
     )
     pen.add_argument(
         "--drift",
-        type=_number(0, math.inf, open_low=False, open_high=True),
+        type=values.number(0, math.inf, open_low=False, open_high=True),
         metavar="X",
         help="weight of the drift term X * E[D(real)^2] in the critic loss (1e-5 in the "
         f"paper's code) {_default('drift')}",
@@ -302,7 +219,7 @@ def build_parser(prog: str | None = None) -> Parser:
     )
     pen.add_argument(
         "--constraint",
-        type=_constraint,
+        type=values.constraint_spec,
         metavar="SPEC",
         help="a hard constraint on the critic's weights, alone (--penalty none) or with a "
         "penalty: "
@@ -311,42 +228,45 @@ def build_parser(prog: str | None = None) -> Parser:
     )
     pen.add_argument(
         "--lazy-every",
-        type=_positive_int,
+        type=values.positive_int,
         metavar="K",
         help="lazy regularisation: apply the penalty on every K-th critic step only, times K "
         f"(StyleGAN2 uses 16 with r1) {_default('lazy_every')}",
     )
     opt = p.add_argument_group("optimisation")
     opt.add_argument(
-        "--steps", type=_positive_int, metavar="N", help=f"generator steps {_default('steps')}"
+        "--steps",
+        type=values.positive_int,
+        metavar="N",
+        help=f"generator steps {_default('steps')}",
     )
     opt.add_argument(
         "--n-critic",
-        type=_positive_int,
+        type=values.positive_int,
         metavar="N",
         help=f"critic steps per generator step {_default('n_critic')}",
     )
     opt.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=values.positive_int,
         metavar="N",
         help=f"real and fake samples per critic step, over all processes {_default('batch_size')}",
     )
     opt.add_argument(
         "--gen-batch-size",
-        type=_positive_int,
+        type=values.positive_int,
         metavar="N",
         help=f"samples per generator step, over all processes {_default('gen_batch_size')}",
     )
     opt.add_argument(
         "--lr",
-        type=_number(0, math.inf, open_low=True, open_high=True),
+        type=values.number(0, math.inf, open_low=True, open_high=True),
         metavar="X",
         help=f"Adam learning rate of both networks {_default('lr')}",
     )
     opt.add_argument(
         "--betas",
-        type=_number(0, 1, open_low=False, open_high=True),
+        type=values.number(0, 1, open_low=False, open_high=True),
         nargs=2,
         metavar=("B1", "B2"),
         help=f"Adam betas {_default('betas')}",
@@ -359,34 +279,34 @@ def build_parser(prog: str | None = None) -> Parser:
     )
     opt.add_argument(
         "--lr-final",
-        type=_number(0, math.inf, open_low=False, open_high=True),
+        type=values.number(0, math.inf, open_low=False, open_high=True),
         metavar="X",
         help="where --lr-decay linear or cosine ends (default: 0)",
     )
     opt.add_argument(
         "--decay-steps",
-        type=_positive_int,
+        type=values.positive_int,
         metavar="N",
         help="the generator step at which every schedule (learning rate, --beta2-final, "
         "--gamma-final, --ema-half-life) reaches its final value (default: --steps)",
     )
     opt.add_argument(
         "--beta2-final",
-        type=_number(0, 1, open_low=False, open_high=True),
+        type=values.number(0, 1, open_low=False, open_high=True),
         metavar="B2",
         help="Adam's beta2 goes from the second of --betas to B2 along a cosine over "
         "--decay-steps (R3GAN's schedule) (default: constant)",
     )
     opt.add_argument(
         "--ema",
-        type=_number(0, 1, open_low=False, open_high=True),
+        type=values.number(0, 1, open_low=False, open_high=True),
         metavar="DECAY",
         help="decay of the generator's exponential moving average used for samples and "
         f"metrics; 0 turns it off {_default('ema')}",
     )
     opt.add_argument(
         "--ema-half-life",
-        type=_number(0, math.inf, open_low=True, open_high=True),
+        type=values.number(0, math.inf, open_low=True, open_high=True),
         metavar="STEPS",
         help="instead of --ema's constant decay, a half-life in generator steps that grows from "
         "0 to STEPS along a cosine over --decay-steps: decay 0.5 ** (1 / half-life) (R3GAN's "
@@ -400,12 +320,15 @@ def build_parser(prog: str | None = None) -> Parser:
     )
     opt.add_argument(
         "--device",
-        type=_device,
+        type=values.device,
         help="auto (cuda if available), cpu, cuda, cuda:N; under torchrun each process uses "
         f"cuda:LOCAL_RANK {_default('device')}",
     )
     opt.add_argument(
-        "--seed", type=_count, metavar="N", help=f"seed of data, weights, noise {_default('seed')}"
+        "--seed",
+        type=values.count,
+        metavar="N",
+        help=f"seed of data, weights, noise {_default('seed')}",
     )
     outs = p.add_argument_group("outputs")
     outs.add_argument(
@@ -415,27 +338,27 @@ def build_parser(prog: str | None = None) -> Parser:
     )
     outs.add_argument(
         "--log-every",
-        type=_positive_int,
+        type=values.positive_int,
         metavar="N",
         help=f"write scalars every N steps {_default('log_every')}",
     )
     outs.add_argument(
         "--eval-every",
-        type=_count,
+        type=values.count,
         metavar="N",
         help="sample grid and metrics every N steps (and at the end); 0: only at the end "
         f"{_default('eval_every')}",
     )
     outs.add_argument(
         "--eval-samples",
-        type=_positive_int,
+        type=values.positive_int,
         metavar="N",
         help="generated and real samples per evaluation (toy data: at most 4096, whose exact "
         f"W1 is an assignment problem) {_default('eval_samples')}",
     )
     outs.add_argument(
         "--checkpoint-every",
-        type=_count,
+        type=values.count,
         metavar="N",
         help="checkpoint every N steps (always at the end and on SIGINT/SIGTERM); 0: only "
         f"then {_default('checkpoint_every')}",
@@ -458,7 +381,7 @@ def build_parser(prog: str | None = None) -> Parser:
     )
     outs.add_argument(
         "--inception-weights",
-        type=_existing_file,
+        type=values.existing_file,
         metavar="PATH",
         help="a local copy of the Inception weights for IS, FID and KID (offline machines); "
         "default: torch-fidelity's standard weights from the cache",
