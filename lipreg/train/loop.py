@@ -1,4 +1,4 @@
-"""The training loop of ``lipreg train``: a GAN whose critic loss is the one line
+"""The training steps of ``lipreg train``: a GAN whose critic loss is the one line
 
     d_loss = loss.critic(d_real, d_fake) + penalty(critic, real, fake)
 
@@ -259,7 +259,7 @@ class Trainer:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    # ---- the loop ---------------------------------------------------------------------------
+    # ---- the steps --------------------------------------------------------------------------
 
     def critic_step(self) -> None:
         """One critic update on a fresh real batch and fresh fakes."""

@@ -87,8 +87,9 @@ def build_parser(prog: str | None = None) -> Parser:
     p.add_argument(
         "--preset",
         choices=sorted(PRESETS),
-        help="start from a published configuration; options given explicitly override it. "
-        + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()),
+        help="start from a published configuration; options given explicitly override it, "
+        "and its options that they make meaningless go back to their defaults (--penalty r2 "
+        "drops the preset's --lam). " + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()),
     )
     data = p.add_argument_group("data")
     data.add_argument(
