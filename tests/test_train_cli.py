@@ -141,8 +141,8 @@ BAD_COMBINATIONS = [
     (["--data", "patches", "--data-root", "/tmp"], "--data patches"),
     (["--data", "cifar10"], "cifar"),
     (
-        ["--data", "patches", "--data-size", "64", "--image-size", "12", "--model", "dcgan"],
-        "4 * 2**k",
+        ["--data", "patches", "--data-size", "64", "--image-size", "18", "--model", "dcgan"],
+        "b * 2**k",
     ),
     (["--data", "8gaussians", "--data-size", "32", "--batch-size", "64"], "--batch-size"),
     (["--data", "digits", "--model", "mlp"], "--model mlp"),

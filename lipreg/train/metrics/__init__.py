@@ -12,6 +12,10 @@
   (:data:`INCEPTION_WEIGHTS`, downloaded once into the cache, SHA-256 checked),
   :func:`prepare_inception` the file a run uses or why IS/FID/KID are skipped, and
   :func:`inception_unavailable` whether torch-fidelity can run here.
+- :mod:`~lipreg.train.metrics.digits` and :mod:`~lipreg.train.metrics.fashion`: FID in the
+  features of a small classifier shipped with lipreg, classes reached, class KL and
+  confidence, for the digits and Fashion-MNIST (the shared machinery:
+  :mod:`~lipreg.train.metrics.classifier`).
 
 Everything returns Python floats, computed in float64 (the SWD in the images' dtype, float32
 at least, on their device).
