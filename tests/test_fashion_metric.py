@@ -29,6 +29,7 @@ from lipreg.train.metrics.fashion_net import (
     to_28,
     train_classifier,
 )
+from lipreg.train.runner import Runner
 
 setup_module, teardown_module = one_thread, restore_threads
 
@@ -186,7 +187,7 @@ def test_the_trainer_logs_the_metric_on_fashion_mnist(fake: Path, tmp_path: Path
         eval_every=2,
         eval_samples=16,
     )
-    summary = Trainer(config).run()
+    summary = Runner(Trainer(config)).run()
     metrics = [r for r in read_scalars(out) if "metric/fashion_fid" in r]
     assert [r["step"] for r in metrics] == [0, 2]
     for key in ("fid", "classes", "kl", "confidence"):
