@@ -463,11 +463,12 @@ def test_the_official_archive_is_named_with_its_published_md5() -> None:
     )
 
 
-def test_download_applies_to_cifar_only() -> None:
+def test_download_applies_to_cifar_and_fashion_mnist_only() -> None:
+    fetchable = "'cifar10', 'cifar10-test', 'fashion-mnist', 'fashion-mnist-test'"
     for name in ("digits", "patches", "8gaussians"):
         with pytest.raises(ValueError) as info:
             load_dataset(name, download=True)
-        assert "download=True fetches 'cifar10', 'cifar10-test' only" in str(info.value)
+        assert f"download=True fetches {fetchable} only" in str(info.value)
     with pytest.raises(TypeError) as info2:
         load_dataset("cifar10", download="yes")  # type: ignore[arg-type]
     assert "download must be True or False" in str(info2.value)

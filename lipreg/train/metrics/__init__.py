@@ -17,6 +17,10 @@
   :func:`check_run_weights` / :func:`verify_inception_weights` check a run's file at start-up
   (the published SHA-256, or with ``--inception-weights-unverified`` the network's names,
   shapes and working features), raising :class:`WeightsError`.
+- :mod:`~lipreg.train.metrics.digits` and :mod:`~lipreg.train.metrics.fashion`: FID in the
+  features of a small classifier shipped with lipreg, classes reached, class KL and
+  confidence, for the digits and Fashion-MNIST (the shared machinery:
+  :mod:`~lipreg.train.metrics.classifier`).
 
 Everything returns Python floats, computed in float64 (the SWD in the images' dtype, float32
 at least, on their device).

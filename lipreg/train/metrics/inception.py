@@ -155,8 +155,11 @@ def _broken(err: BaseException) -> str:
     return _one_line(
         f"IS/FID/KID skipped: torch-fidelity is installed but cannot be imported "
         f"({type(err).__name__}: {err}); it needs a torchvision built for this torch "
-        f"{torch.__version__} (pip install torchvision of the matching release, see "
-        "https://pytorch.org/get-started/previous-versions), or pass --no-inception"
+        f"{torch.__version__}, and the torchvision pip takes from PyPI does not import beside "
+        "a CPU-only torch (with torch 2.13.0+cpu it takes 0.28.0, which fails): install torch "
+        "and torchvision as a pair that imports, e.g. pip install torch==2.14.1 "
+        "torchvision==0.29.1 on x86_64 (a CUDA build, which runs on the CPU) or pip install "
+        "torch==2.9.1 torchvision==0.24.1 on aarch64, or pass --no-inception"
     )
 
 
