@@ -54,7 +54,7 @@ DATASETS = {
         title="the digits",
         heading="Digits at 16x16",
     ),
-    # Issue 21: the preset is added to lipreg.train.config.PRESETS, and the metric to the
+    # Issue 21: the preset is added to lipreg.train.presets.PRESETS, and the metric to the
     # trainer's evaluation (through _study.evaluate), with the Fashion-MNIST data.
     "fashion-mnist": DataSet(
         name="fashion-mnist",
@@ -103,13 +103,13 @@ def study_overrides(
 def base_config(dataset: str = "digits", **overrides: Any) -> TrainConfig:
     """The preset of ``dataset`` (:data:`DATASETS`) with ``overrides`` (the study's own
     choices), writing nothing but what the study reads."""
-    from lipreg.train.config import PRESETS
+    from lipreg.train.presets import PRESETS
 
     preset = DATASETS[dataset].preset
     if preset not in PRESETS:
         raise ValueError(
             f"--data {dataset}: the studies start from the preset {preset}, which "
-            f"lipreg.train.config.PRESETS does not have yet; known: {sorted(PRESETS)}"
+            f"lipreg.train.presets.PRESETS does not have yet; known: {sorted(PRESETS)}"
         )
     quiet = {"tensorboard": False, "progress": False, "checkpoint_every": 0, "inception": False}
     return TrainConfig.from_dict({**PRESETS[preset], **quiet, **overrides})

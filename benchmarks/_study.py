@@ -76,15 +76,16 @@ class Job:
 
 
 def evaluate(trainer: Any, evaluator: Any) -> dict[str, float]:
-    """The metrics of ``trainer``'s sampler now: the digits metric alone on digits (a
-    generator whose samples are not finite scores FID ``inf`` and 0 classes), the trainer's
-    whole evaluation on other data."""
-    if evaluator.digits is None:
+    """The metrics of ``trainer``'s sampler now: the classifier metric alone on digits and
+    Fashion-MNIST (a generator whose samples are not finite scores FID ``inf`` and 0
+    classes), the trainer's whole evaluation on other data."""
+    if evaluator.quality is None:
         return dict(evaluator.evaluate(trainer.step, trainer.sampler))
     fake = evaluator.generate(trainer.sampler)
     if not bool(torch.isfinite(fake).all()):
-        return {FID: math.inf, CLASSES: 0.0}
-    return dict(evaluator.digits(fake).scalars())
+        prefix = evaluator.quality.scores_type.PREFIX  # metric/digits_, metric/fashion_
+        return {prefix + "fid": math.inf, prefix + "classes": 0.0}
+    return dict(evaluator.quality(fake).scalars())
 
 
 def train(job: Job) -> Run:

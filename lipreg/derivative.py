@@ -25,11 +25,17 @@ from lipreg._validation import check_bool, check_int, check_scores, upcast
 Engine: TypeAlias = Literal["func", "autograd"]
 Critic: TypeAlias = Callable[..., Tensor]
 
-_DETACHED = (
-    "the critic's output does not depend on its input, so its derivative is identically zero: "
-    "the critic detaches it somewhere (.detach(), .item(), NumPy, torch.no_grad() inside the "
-    "critic); compute the score from the input with differentiable torch operations"
-)
+
+def detached_error(what: str) -> ValueError:
+    """The error of a critic output (``what``) that does not depend on the critic's input."""
+    return ValueError(
+        f"{what} does not depend on its input, so its derivative is identically zero: the "
+        "critic detaches it somewhere (.detach(), .item(), NumPy, torch.no_grad() inside the "
+        "critic); compute the score from the input with differentiable torch operations"
+    )
+
+
+_NO_STORAGE = "Cannot access data pointer of Tensor that doesn't have storage"
 
 
 def check_options(
@@ -84,11 +90,86 @@ def running_stats_frozen(critic: object) -> Iterator[None]:
             m.track_running_stats = True
 
 
-def critic_scores(out: object, batch: int) -> Tensor:
-    """The critic's output as ``[B]``; it must be ``[B]`` or ``[B, 1]``."""
-    return check_scores(
-        out, batch, "the critic's output", "make the critic return one value per sample"
-    )
+def critic_scores(out: object, batch: int, who: str = "the critic's output") -> Tensor:
+    """The critic's output as ``[B]``; it must be floating-point, ``[B]`` or ``[B, 1]``
+    (``who`` names it in messages). :func:`call_critic` checks more."""
+    return check_scores(out, batch, who, "make the critic return one value per sample")
+
+
+def describe(fn: object) -> str:
+    """A short name of a user's callable for messages: a module's class, a function's name."""
+    if isinstance(fn, functools.partial):
+        return f"partial({describe(fn.func)})"
+    if isinstance(fn, nn.Module):
+        return type(fn).__name__
+    return str(getattr(fn, "__qualname__", type(fn).__name__))
+
+
+def _trainable(critic: object) -> bool:
+    """Whether the modules behind ``critic`` have a parameter that requires grad."""
+    return any(p.requires_grad for m in _modules_of(critic) for p in m.parameters())
+
+
+def call_critic(
+    critic: Critic, x: Tensor, critic_kwargs: Mapping[str, Any] | None = None
+) -> Tensor:
+    """``critic(x, **critic_kwargs)`` as scores ``[B]``, its output checked: the one place
+    where lipreg calls a user's critic (penalties, :class:`lipreg.Lazy`,
+    :func:`lipreg.estimate_lipschitz`, :class:`lipreg.CTransformLoss`, the integrations).
+
+    Before the call, tensor keyword arguments with a batch axis must be on ``x``'s device.
+    The output must be a floating-point tensor ``[B]`` or ``[B, 1]`` on ``x``'s device;
+    when ``x`` requires grad (the input gradient is taken: inside ``torch.func`` transforms,
+    ``requires_grad`` reports dependence on the transformed input) it must depend on ``x``,
+    and otherwise, with grad enabled, it must not be detached from the critic's trainable
+    parameters (when the critic is a module, a bound method or a ``functools.partial`` of
+    one). Only metadata are read (type, dtype, shape, device, ``requires_grad``): no host
+    synchronisation, no extra forward, and safe inside ``vmap`` / ``vjp``. Messages name the
+    critic and what it returned.
+    """
+    kwargs = dict(critic_kwargs or {})
+    for name, value in kwargs.items():
+        if isinstance(value, Tensor) and value.ndim > 0 and value.device != x.device:
+            raise ValueError(
+                f"the critic's keyword argument {name} is on {value.device}, its input on "
+                f"{x.device}: move it with {name}.to({str(x.device)!r})"
+            )
+    return critic_output(critic(x, **kwargs), x, critic=critic)
+
+
+def critic_output(out: object, x: Tensor, who: str | None = None, critic: object = None) -> Tensor:
+    """``out``, what a critic returned for ``x``, as scores ``[B]`` if it passes the checks of
+    :func:`call_critic`; ``who`` names the critic in messages (default: ``critic``'s name),
+    and the dependence on the parameters is checked when ``critic`` is given. For outputs a
+    host computed itself (the integrations) as well. Messages are only composed for a
+    rejected output."""
+
+    def what() -> str:
+        return f"the output of {who or f'the critic {describe(critic)}'}"
+
+    batch = x.shape[0]
+    if not (
+        isinstance(out, Tensor)
+        and out.is_floating_point()
+        and out.shape in ((batch,), (batch, 1))
+        and out.device == x.device
+    ):
+        critic_scores(out, batch, what())  # raises for the type, dtype and shape
+        assert isinstance(out, Tensor)
+        raise ValueError(
+            f"{what()} is on {out.device}, its input on {x.device}: the critic must compute "
+            "its scores from the input, on the input's device"
+        )
+    if x.requires_grad:
+        if not out.requires_grad:
+            raise detached_error(what())
+    elif torch.is_grad_enabled() and not out.requires_grad and _trainable(critic):
+        raise ValueError(
+            f"{what()} is detached from its parameters (it does not require grad although they "
+            "do), so a loss or penalty computed from it cannot train them: the critic detaches "
+            "it somewhere (.detach(), .item(), NumPy, torch.no_grad() inside the critic)"
+        )
+    return out.squeeze(1) if out.ndim == 2 else out
 
 
 def _cotangent_scale(
@@ -126,6 +207,13 @@ def _translate(error: RuntimeError) -> RuntimeError:
             "(a buffer such as running statistics). Batch-norm layers are handled when the critic "
             "is passed as an nn.Module (or a bound method / functools.partial of one; give extra "
             "inputs as keyword arguments); for other layers use engine='autograd'"
+        )
+    if _NO_STORAGE in text:
+        return RuntimeError(
+            "torch.func cannot differentiate this critic: it reads the values of its input "
+            "outside torch (.numpy(), .tolist(), .item(), float(), a NumPy or Python "
+            "computation), which torch.func's tensors do not allow and which would detach its "
+            f"output from the input anyway; compute the score with torch operations ({text})"
         )
     if "setup_context" in text:
         return RuntimeError(
@@ -221,17 +309,8 @@ def _func_gradient(
     per_sample: bool,
     chunk_size: int | None,
 ) -> tuple[Tensor, Tensor | None]:
-    def checked(z: Tensor) -> Tensor:
-        out = f(z)
-        # Inside the transform requires_grad reports dependence on z alone, not on parameters.
-        if not out.requires_grad:
-            raise ValueError(_DETACHED)
-        return out
-
     try:
-        out, vjp_fn = cast(
-            tuple[Tensor, Callable[[Tensor], tuple[Tensor]]], torch.func.vjp(checked, x)
-        )
+        out, vjp_fn = cast(tuple[Tensor, Callable[[Tensor], tuple[Tensor]]], torch.func.vjp(f, x))
         cotangent, factor = _cotangent(out, scale)
         if not per_sample:
             (g,) = vjp_fn(cotangent)
@@ -248,21 +327,19 @@ def _func_gradient(
 
 
 def _autograd_gradient(
-    f: Callable[[Tensor], Tensor], x: Tensor, scale: Tensor | None, per_sample: bool
+    f: Callable[[Tensor], Tensor], x: Tensor, scale: Tensor | None, per_sample: bool, who: str
 ) -> tuple[Tensor, Tensor | None]:
     create_graph = torch.is_grad_enabled()
     with torch.enable_grad():
         leaf = x.requires_grad_(True)
         out = f(leaf)
-        if not out.requires_grad:
-            raise ValueError(_DETACHED)
         cotangent, factor = _cotangent(out, scale)
         if not per_sample:
             (g,) = torch.autograd.grad(
                 out, leaf, cotangent, create_graph=create_graph, allow_unused=True
             )
             if g is None:
-                raise ValueError(_DETACHED)
+                raise detached_error(f"the output of {who}")
             return g, factor
         rows = []
         for i in range(out.shape[0]):
@@ -275,7 +352,7 @@ def _autograd_gradient(
                 allow_unused=True,
             )
             if row is None:
-                raise ValueError(_DETACHED)
+                raise detached_error(f"the output of {who}")
             rows.append(row[i])
         return torch.stack(rows), factor
 
@@ -334,11 +411,9 @@ def input_gradient(
             (:class:`lipreg.ApproxR1`).
     """
     check_options(engine, chunk_size, per_sample, grad_scaler)
-    kwargs = dict(critic_kwargs or {})
-    batch = x.shape[0]
 
     def f(z: Tensor) -> Tensor:
-        return critic_scores(critic(z, **kwargs), batch)
+        return call_critic(critic, z, critic_kwargs)
 
     if torch.is_grad_enabled():
         _raise_if_sharded(critic)
@@ -347,7 +422,8 @@ def input_gradient(
         if engine == "func":
             g, factor = _func_gradient(f, x.detach(), scale, per_sample, chunk_size)
         else:
-            g, factor = _autograd_gradient(f, x.detach(), scale, per_sample)
+            who = f"the critic {describe(critic)}"
+            g, factor = _autograd_gradient(f, x.detach(), scale, per_sample, who)
     if g.grad_fn is not None:
         _raise_if_not_twice_differentiable(g)
     return g if factor is None else upcast(g) / factor

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from lipreg._validation import check_bool, check_int, check_real, check_scores, upcast
-from lipreg.derivative import Critic, critic_scores, running_stats_frozen
+from lipreg.derivative import Critic, call_critic, running_stats_frozen
 from lipreg.norms import Norm
 from lipreg.norms.base import not_hilbert
 from lipreg.penalty import NormPenalty, Stats, raise_if_not_finite
@@ -88,9 +88,7 @@ def estimate_dual_squared(
     Returns:
         ``[B]`` estimates, float32 at least.
     """
-    kwargs = dict(critic_kwargs or {})
     x = x.detach()
-    batch = x.shape[0]
     variance = norm.dual_gaussian_variance(x, at=x)
     # A sample whose dual norm vanishes identically (a Wasserstein2 image at density 0)
     # has v_b = 0: it is not perturbed and its estimate is 0.
@@ -99,7 +97,7 @@ def estimate_dual_squared(
     step = step.view(-1, *(1,) * (x.ndim - 1)).to(x.dtype)
 
     def at(points: Tensor) -> Tensor:
-        return upcast(critic_scores(critic(points, **kwargs), batch))
+        return upcast(call_critic(critic, points, critic_kwargs))
 
     total = torch.zeros((), dtype=variance.dtype, device=x.device)
     with running_stats_frozen(critic):

@@ -317,25 +317,41 @@ def file_server() -> Iterator[FileServer]:
 # --- a stand-in for torch-fidelity ------------------------------------------------------
 
 
+def fidelity_state() -> dict[str, torch.Tensor]:
+    """The stand-in Inception's "standard weights": a seeded projection of 8x8 RGB images to
+    16 features (the first 10 of which serve as logits)."""
+    return {"proj": torch.randn(3 * 8 * 8, 16, generator=torch.Generator().manual_seed(0))}
+
+
 @pytest.fixture
 def fidelity(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """torch-fidelity cannot be installed beside this torch: a stand-in module with its
     feature extractor's constructor and call signature takes its place in ``sys.modules``.
-    Returns what it saw: ``name``, ``features``, ``path`` (the weights file), ``inputs``, and
-    ``extractor``, the class (its projection is seeded, so every instance computes alike)."""
+
+    Its constructor loads ``feature_extractor_weights_path`` as torch-fidelity's does,
+    ``torch.load(path, weights_only=False)`` (a full unpickling) followed by a strict
+    ``load_state_dict``, so what lipreg hands it is exercised for real. Returns what it saw:
+    ``name``, ``features``, ``path`` (what was passed as the weights), ``state`` (the tensors
+    loaded), ``inputs``, and ``extractor``, the class."""
     seen: dict[str, Any] = {}
 
     class FakeExtractor(nn.Module):
         def __init__(
-            self, name: str, features_list: list[str], feature_extractor_weights_path: str
+            self, name: str, features_list: list[str], feature_extractor_weights_path: Any
         ) -> None:
             super().__init__()
             seen.update(name=name, features=features_list, path=feature_extractor_weights_path)
-            self.proj = torch.randn(3 * 8 * 8, 16, generator=torch.Generator().manual_seed(0))
+            self.proj = nn.Parameter(torch.zeros(3 * 8 * 8, 16))
+            state = torch.load(feature_extractor_weights_path, weights_only=False)
+            self.load_state_dict(state)
+            seen["state"] = {k: v.clone() for k, v in self.state_dict().items()}
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             assert x.dtype == torch.uint8 and x.shape[1] == 3
             seen.setdefault("inputs", []).append(x)
+            size = x.shape[-1]  # torch-fidelity resizes to 299; the stand-in works on 8x8
+            if size != 8:
+                x = nn.functional.interpolate(x.float(), size=(8, 8), mode="area")
             f = x.float().flatten(1) @ self.proj / 1000
             return f, f[:, :10]
 

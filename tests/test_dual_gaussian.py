@@ -191,3 +191,21 @@ def test_inputs_are_checked() -> None:
         L2().dual_gaussian(torch.zeros(2, 3), at=torch.zeros(3, 3))
     with pytest.raises(TypeError, match="floating"):
         L2().dual_gaussian_variance(torch.zeros(2, 3, dtype=torch.long))
+
+
+class WrongDraws(L2):
+    """A Hilbert norm whose draws and variances have the wrong shape."""
+
+    def _dual_gaussian(self, like, generator, at):  # type: ignore[no-untyped-def]
+        return like[:1]
+
+    def _dual_gaussian_variance(self, like, at):  # type: ignore[no-untyped-def]
+        return like.flatten(1)
+
+
+def test_a_norm_with_wrong_draws_is_named() -> None:
+    like = torch.zeros(3, 2, 4)
+    with pytest.raises(ValueError, match=r"WrongDraws._dual_gaussian must return a draw shaped"):
+        WrongDraws().dual_gaussian(like)
+    with pytest.raises(ValueError, match=r"WrongDraws._dual_gaussian_variance must return one"):
+        WrongDraws().dual_gaussian_variance(like)

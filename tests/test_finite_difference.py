@@ -171,7 +171,7 @@ R, F = images(4, torch.float32)
         ({}, {"d_fake": torch.zeros(3)}, ValueError, "d_fake must hold one score per sample"),
         ({}, {"real": R.clone().fill_(float("nan"))}, ValueError, "NaN or inf"),
         ({"pairs": lambda r, f: r}, {}, TypeError, "must return a tuple (x, y)"),
-        ({"pairs": lambda r, f: (r, f[:, :1])}, {}, ValueError, "same shape"),
+        ({"pairs": lambda r, f: (r, f[:, :1])}, {}, ValueError, "like real's samples"),
     ],
 )
 def test_bad_calls_raise_and_change_nothing(kwargs, call, error, words: str) -> None:  # type: ignore[no-untyped-def]

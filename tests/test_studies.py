@@ -137,7 +137,8 @@ def test_estimate_adds_steps_evaluations_and_builds() -> None:
 
 
 def test_studies_take_the_preset_and_change_only_their_own_choices() -> None:
-    from lipreg.train.config import PRESETS, TrainConfig
+    from lipreg.train.config import TrainConfig
+    from lipreg.train.presets import PRESETS
 
     config = _options.base_config(**_options.study_overrides(800, 10, quick=False))
     preset = PRESETS[_options.DATASETS["digits"].preset]
@@ -258,7 +259,7 @@ def test_a_saved_plan_gives_its_steps_and_timings(tmp_path: Path) -> None:
 
 
 def test_the_data_option_picks_the_preset_and_the_metric() -> None:
-    from lipreg.train.config import PRESETS
+    from lipreg.train.presets import PRESETS
 
     digits = _options.base_config("digits")
     assert digits.data == "digits" and DIGITS.fid == FID
@@ -653,6 +654,37 @@ def test_the_derivative_free_race_pairs_each_penalty_with_its_exact_one(
     assert f"| stand-in R1 - R1 | {ratio} | {_stats.fmt(d, half, 2)} | {goal} |" in text
     assert "## digits FID: derivative-free - exact, paired by seed (lower is better)" in text
     assert _records.generators_path(tmp_path / "dfree_race.json").exists()
+
+
+def race_rows() -> dict[str, str]:
+    """The studies page's method table: method -> its "changes to the preset" cell."""
+    text = (ROOT / "docs" / "studies.md").read_text()
+    table = text.split("| method | changes to the preset |", 1)[1].split("\n\n", 1)[0]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        name, changes = (cell.strip() for cell in line.split("|")[1:3])
+        rows[name.replace("`", "")] = changes
+    return rows
+
+
+def test_the_race_methods_run_as_written_on_the_command_line() -> None:
+    """Each row's changes to the preset, given to ``lipreg train --preset bwgan-digits``, make
+    exactly the race's configuration of that method: the preset's options that the method
+    leaves unused (its lam and gamma 'auto', its Sobolev norm) give way."""
+    import shlex
+
+    from lipreg.train.cli import parse_command
+
+    rows = race_rows()
+    assert set(rows) == set(method_race.METHODS)
+    for name, changes in rows.items():
+        argv = [] if changes == "none (the preset)" else shlex.split(changes.strip("`"))
+        assert all(not a.startswith("`") for a in argv), (name, changes)
+        command = parse_command(["--preset", DIGITS.preset, *argv])
+        race = _options.base_config(**method_race.METHODS[name][0])
+        quiet = ("tensorboard", "progress", "checkpoint_every", "inception")  # the study's own
+        asked = dataclasses.replace(command.config, **{k: getattr(race, k) for k in quiet})
+        assert asked == race, name
 
 
 # ---- the scripts, end to end -------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from lipreg._validation import check_batch, upcast
+from lipreg._validation import check_batch, described, upcast
 
 
 def format_number(v: float) -> str:
@@ -84,6 +84,11 @@ class Norm(ABC):
     can always pass ``at=x_hat``. Local norms subclass :class:`LocalNorm` and implement
     ``_norm_at`` / ``_dual_squared_at`` instead of ``_norm`` / ``_dual``.
 
+    What a subclass's ``_norm`` / ``_dual`` / ``_dual_squared`` return is checked by the
+    public methods: one value per sample, ``[B]`` in the argument's dtype and on its device,
+    depending on the argument when it requires grad (a ``ValueError`` or ``TypeError`` naming
+    the method and what it returned otherwise).
+
     Hilbert norms (``hilbert``), ``||h||_B^2 = <h, M h>`` with ``M`` symmetric positive
     definite, have ``||g||_{B*}^2 = <g, M^{-1} g>`` and a *dual Gaussian* ``N(0, M^{-1})``
     (:meth:`dual_gaussian`), whose draws ``h`` satisfy ``E<g, h>^2 = ||g||_{B*}^2``: the
@@ -104,13 +109,15 @@ class Norm(ABC):
         """``||x_b||_B`` for every sample (at base point ``at_b``): ``[B, ...] -> [B]``."""
         self.check(x, "x")
         self._check_base_point(at, x, "x")
-        return self._norm(upcast(x))
+        x = upcast(x)
+        return self._result(self._norm(x), x, "_norm")
 
     def dual(self, g: Tensor, at: Tensor | None = None) -> Tensor:
         """``||g_b||_{B*}`` for every sample (at base point ``at_b``): ``[B, ...] -> [B]``."""
         self.check(g, "g")
         self._check_base_point(at, g, "g")
-        return self._dual(upcast(g))
+        g = upcast(g)
+        return self._result(self._dual(g), g, "_dual")
 
     def dual_squared(self, g: Tensor, at: Tensor | None = None) -> Tensor:
         """``||g_b||_{B*}^2`` for every sample: ``[B, ...] -> [B]``.
@@ -121,7 +128,8 @@ class Norm(ABC):
         """
         self.check(g, "g")
         self._check_base_point(at, g, "g")
-        return self._dual_squared(upcast(g))
+        g = upcast(g)
+        return self._result(self._dual_squared(g), g, "_dual_squared")
 
     @property
     def hilbert(self) -> bool:
@@ -158,7 +166,15 @@ class Norm(ABC):
                 ``Sobolev`` with ``p != 2``).
         """
         up = self._gaussian_input(like, at, "dual_gaussian")
-        return self._dual_gaussian(up, generator, at).to(like.dtype)
+        h = self._dual_gaussian(up, generator, at)
+        wanted = up.shape, up.dtype, up.device
+        if not isinstance(h, Tensor) or (h.shape, h.dtype, h.device) != wanted:
+            raise (ValueError if isinstance(h, Tensor) else TypeError)(
+                f"{type(self).__name__}._dual_gaussian must return a draw shaped like its "
+                f"argument, a {str(up.dtype).removeprefix('torch.')} tensor of shape "
+                f"{list(up.shape)} on {up.device}; it returned {described(h)}"
+            )
+        return h.to(like.dtype)
 
     def dual_gaussian_variance(self, like: Tensor, at: Tensor | None = None) -> Tensor:
         """Per sample, the mean variance of an entry of :meth:`dual_gaussian`,
@@ -170,7 +186,7 @@ class Norm(ABC):
         square in data units, whatever the norm.
         """
         up = self._gaussian_input(like, at, "dual_gaussian_variance")
-        return self._dual_gaussian_variance(up, at)
+        return self._result(self._dual_gaussian_variance(up, at), up, "_dual_gaussian_variance")
 
     def _gaussian_input(self, like: Tensor, at: Tensor | None, who: str) -> Tensor:
         """``like`` upcast, after checking it, the base point and that the norm is Hilbert."""
@@ -199,6 +215,29 @@ class Norm(ABC):
         """
         return None
 
+    def _result(self, value: object, arg: Tensor, method: str) -> Tensor:
+        """``value``, what the subclass's ``method`` returned for ``arg`` (float32 at least),
+        if it is one value per sample: a tensor ``[B]`` in ``arg``'s dtype on its device that
+        depends on ``arg`` when ``arg`` requires grad. The one check of a norm's results that
+        every penalty, calibration, distance and estimate goes through (metadata only)."""
+        who = f"{type(self).__name__}.{method}"
+        wanted = (arg.shape[0],), arg.dtype, arg.device
+        if not isinstance(value, Tensor) or (value.shape, value.dtype, value.device) != wanted:
+            error = ValueError if isinstance(value, Tensor) else TypeError
+            raise error(
+                f"{who} must return one value per sample, a "
+                f"{str(arg.dtype).removeprefix('torch.')} tensor of shape [{arg.shape[0]}] on "
+                f"{arg.device} (its argument's dtype and device); it returned {described(value)}"
+            )
+        if arg.requires_grad and torch.is_grad_enabled() and not value.requires_grad:
+            raise ValueError(
+                f"{who} returned values that do not depend on its argument (they do not "
+                "require grad although it does): the norm detaches them somewhere (.detach(), "
+                ".item(), NumPy, torch.no_grad()), so a penalty through it cannot train the "
+                "critic; compute it with differentiable torch operations"
+            )
+        return value
+
     def _check_base_point(self, at: Tensor | None, x: Tensor, name: str) -> None:
         """Raise if ``at`` is not a base point for ``x``; a local norm requires one."""
         if at is None:
@@ -226,7 +265,7 @@ class Norm(ABC):
     def _dual(self, g: Tensor) -> Tensor: ...
 
     def _dual_squared(self, g: Tensor) -> Tensor:
-        return self._dual(g).square()
+        return self._result(self._dual(g), g, "_dual").square()
 
     @property
     @abstractmethod
@@ -293,7 +332,7 @@ class LocalNorm(Norm):
         base = self._base(at, x, "x")
         x = upcast(x)
         scale = sample_scale(x)
-        return self._norm_at(x / scale, base) * scale.flatten()
+        return self._result(self._norm_at(x / scale, base), x, "_norm_at") * scale.flatten()
 
     def dual(self, g: Tensor, at: Tensor | None = None) -> Tensor:
         """``||g_b||_{at_b, *}`` for every sample: ``[B, ...] -> [B]``.
@@ -311,7 +350,8 @@ class LocalNorm(Norm):
     def dual_squared(self, g: Tensor, at: Tensor | None = None) -> Tensor:
         """``||g_b||_{at_b, *}^2`` for every sample, quadratic in ``g``: ``[B, ...] -> [B]``."""
         base = self._base(at, g, "g")
-        return self._dual_squared_at(upcast(g), base)
+        g = upcast(g)
+        return self._result(self._dual_squared_at(g, base), g, "_dual_squared_at")
 
     def _gaussian_input(self, like: Tensor, at: Tensor | None, who: str) -> Tensor:
         up = super()._gaussian_input(like, at, who)

@@ -13,6 +13,8 @@ matches an uninterrupted one whatever the evaluation schedule).
 - digits (``--data digits``): instead of the sliced Wasserstein distance and the Inception
   metrics, the digits quality metric against the held-out digits
   (:mod:`lipreg.train.metrics.digits`: digits FID, classes reached, class KL, confidence);
+- Fashion-MNIST (``--data fashion-mnist``): likewise, the Fashion-MNIST quality metric
+  against the test images (:mod:`lipreg.train.metrics.fashion`, at full resolution);
 - at the end, PNG plots of every scalar in ``scalars.jsonl``.
 """
 
@@ -30,7 +32,9 @@ from lipreg.train import metrics, plots
 from lipreg.train.checkpoint import rng_state, set_rng_state
 from lipreg.train.config import TrainConfig
 from lipreg.train.data import TrainingData
+from lipreg.train.metrics.classifier import ClassifierQuality, ClassifierScores
 from lipreg.train.metrics.digits import DigitsQuality
+from lipreg.train.metrics.fashion import FashionQuality
 
 
 @contextmanager
@@ -69,11 +73,12 @@ class Evaluator:
         index = torch.randperm(len(data), generator=gen)[:n]
         self.real = data.take(index)
         self.toy = data.is_toy
-        self.digits = DigitsQuality(device=device) if data.name.startswith("digits") else None
-        # Inception features describe natural colour images; digits have their own metric.
+        self.quality = classifier_quality(data.name, c.data_root, device)
+        # Inception features describe natural colour images; digits and Fashion-MNIST have
+        # their own metric.
         self.weights, self.note = (
             (None, "")
-            if self.toy or self.digits is not None or not c.inception
+            if self.toy or self.quality is not None or not c.inception
             else metrics.prepare_inception(c.inception_weights, progress=c.progress)
         )
         self.last_grid: Path | None = None
@@ -100,9 +105,9 @@ class Evaluator:
                 scale=max(1, GRID_SIDE // fake.shape[-1]),
             )
             c = self.config
-            # Digits have their own metric, which reads more plainly than the SWD.
-            if self.digits is not None:
-                values = self.digits(fake).scalars()
+            # A classifier's metric reads more plainly than the SWD.
+            if self.quality is not None:
+                values = self.quality(fake).scalars()
             else:
                 values = {"metric/swd": metrics.swd(self.real, fake, seed=c.seed).mean}
             if self.weights is not None:
@@ -128,18 +133,41 @@ class Evaluator:
         return files
 
 
+def classifier_quality(
+    data: str, root: str | Path | None, device: torch.device
+) -> ClassifierQuality[ClassifierScores] | None:
+    """The classifier-based quality metric of the data set named ``data`` (its test files
+    under ``root``, as the data's), or ``None`` when it has none."""
+    if data.startswith("digits"):
+        return DigitsQuality(device=device)
+    if data.startswith("fashion-mnist"):
+        return FashionQuality(root=root, device=device)
+    return None
+
+
 # How the end of a run states its metrics: (key, label, format), in this order.
 _DESCRIBED = (
     ("metric/digits_fid", "digits FID", "{:.1f}"),
     ("metric/digits_classes", "classes reached", "{:.0f} of 10"),
     ("metric/digits_kl", "class KL", "{:.3f}"),
     ("metric/digits_confidence", "confidence", "{:.3f}"),
+    ("metric/fashion_fid", "Fashion-MNIST FID", "{:.1f}"),
+    ("metric/fashion_classes", "classes reached", "{:.0f} of 10"),
+    ("metric/fashion_kl", "class KL", "{:.3f}"),
+    ("metric/fashion_confidence", "confidence", "{:.3f}"),
     ("metric/w1", "W1", "{:.4g}"),
     ("metric/swd", "SWD x1e3", "{:.1f}"),
     ("metric/is", "IS", "{:.2f}"),
     ("metric/fid", "FID", "{:.2f}"),
     ("metric/kid", "KID", "{:.4f}"),
 )
+
+
+# What real images score, for the FIDs of the classifier metrics (docs/metrics.md).
+_REAL = {
+    "metric/digits_fid": "real digits score about 2",
+    "metric/fashion_fid": "real images score about 6 at 500 samples, 3 at 1,000",
+}
 
 
 def describe_metrics(metrics: dict[str, float]) -> str:
@@ -149,7 +177,7 @@ def describe_metrics(metrics: dict[str, float]) -> str:
     for key, label, form in _DESCRIBED:
         if key in metrics:
             text = f"{label} {form.format(metrics[key])}"
-            if key == "metric/digits_fid":
-                text += " (lower is better; real digits score about 2)"
+            if key in _REAL:
+                text += f" (lower is better; {_REAL[key]})"
             parts.append(text)
     return ", ".join(parts) if parts else "no metrics"
