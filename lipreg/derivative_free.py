@@ -21,7 +21,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lipreg._validation import check_bool, check_int, check_real, check_scores, upcast
+from lipreg._validation import (
+    check_batch,
+    check_bool,
+    check_critic,
+    check_int,
+    check_real,
+    check_scores,
+    described,
+    upcast,
+)
 from lipreg.derivative import Critic, call_critic, running_stats_frozen
 from lipreg.norms import Norm
 from lipreg.norms.base import not_hilbert
@@ -201,12 +210,76 @@ class _Approx(GammaWeight, NormPenalty):
                     scores, batch.shape[0], f"d_{name}", f"pass critic({name}) of this batch"
                 )
         estimates = [self._estimate(critic, points[n], given[n], critic_kwargs) for n in self._on]
-        with torch.autocast(real.device.type, enabled=False):
+        inputs = {"real": real, "fake": fake, "d_real": d_real, "d_fake": d_fake}
+        return self._penalty(estimates, inputs)
+
+    def estimate(
+        self, critic: Critic, x: Tensor, *, scores: Tensor | None = None, **critic_kwargs: Any
+    ) -> Tensor:
+        """The per-point estimates ``[B]`` of ``||dD(x_b)||_{B*}^2`` a call makes of one
+        batch: :func:`estimate_dual_squared` with this penalty's ``norm``, ``sigma``,
+        ``draws`` and ``antithetic``. For loops that evaluate each batch with its own critic
+        (a random augmentation replayed per batch, as the StyleGAN and R3GAN drop-ins do);
+        :meth:`from_estimates` then makes the penalty of them.
+
+        Args:
+            critic: ``critic(x, **critic_kwargs)`` giving scores ``[B]`` or ``[B, 1]``.
+            x: the batch ``[B, ...]``.
+            scores: ``critic(x)`` already computed and still attached (as ``d_real``).
+            critic_kwargs: passed to the critic unchanged.
+
+        Returns:
+            ``[B]`` estimates, float32 at least, differentiable in the critic's parameters.
+        """
+        check_critic(critic, "penalty.estimate(critic, x)")
+        check_batch(x, "x")
+        self.norm.check(x, "x")
+        if scores is not None:
+            scores = check_scores(scores, x.shape[0], "scores", "pass critic(x) of this batch")
+        return self._estimate(critic, x, scores, critic_kwargs)
+
+    def from_estimates(self, *estimates: Tensor) -> Tensor:
+        """The penalty of per-point estimates made outside a call (by :meth:`estimate`),
+        one ``[B]`` tensor per batch the penalty evaluates, in the order real, fake
+        (``ApproxR1``: the real one; ``ApproxR2``: the generated one; ``ApproxR1R2``: both):
+
+            (gamma / 2) sum_i mean(estimates_i),
+
+        checked finite and recorded in :attr:`stats` exactly as by a call, so that
+        ``penalty(critic, real, fake)`` equals ``penalty.from_estimates(*(penalty.estimate(
+        critic, x) for x in batches))`` under the same random state. A host that adds
+        ``(gamma / 2) * estimates`` to its per-sample loss itself (StyleGAN, R3GAN) calls it
+        for the statistics.
+
+        Raises:
+            TypeError: a wrong number of tensors, or one that is not a floating tensor.
+            ValueError: an estimate that is not a non-empty ``[B]`` tensor, or NaN or inf
+                values (with ``check_finite``); :attr:`stats` then keeps the last call's.
+        """
+        batches = " and ".join(self._on)
+        if len(estimates) != len(self._on):
+            raise TypeError(
+                f"{type(self).__name__}.from_estimates takes {len(self._on)} tensor(s) of "
+                f"estimates, one per batch it evaluates ({batches}), got {len(estimates)}"
+            )
+        for name, e in zip(self._on, estimates, strict=True):
+            if not isinstance(e, Tensor) or not e.is_floating_point() or e.ndim != 1 or not len(e):
+                error = ValueError if isinstance(e, Tensor) and e.is_floating_point() else TypeError
+                raise error(
+                    f"the estimates of the {name} batch must be a non-empty floating tensor "
+                    f"[B] (penalty.estimate's result), got {described(e)}"
+                )
+        return self._penalty(list(estimates), {})
+
+    def _penalty(self, estimates: list[Tensor], inputs: Mapping[str, Tensor | None]) -> Tensor:
+        """``(gamma / 2) sum_i mean(estimates_i)``, checked finite with the call's ``inputs``
+        and recorded in :attr:`stats`."""
+        device = estimates[0].device
+        with torch.autocast(device.type, enabled=False):
             terms = [(self.gamma / 2) * e.mean() for e in estimates]
             penalty = sum(terms[1:], terms[0])
         both = torch.cat(estimates)
         if self.check_finite:
-            inputs = {"real": real, "fake": fake, "d_real": d_real, "d_fake": d_fake}
             raise_if_not_finite(penalty, both, "estimated squared dual norms", inputs)
         self.stats = self._statistics(penalty, estimates, terms)
         return penalty
@@ -293,7 +366,10 @@ class ApproxR1(_Approx):
     ``sigma -> 0`` (a perturbation that crosses a kink changes the parameter gradient by a
     finite amount). It must also stay far above the critic's rounding error (no
     half-precision scores at small ``sigma``). Pass the loss's scores ``d_real`` to save
-    the forward pass at ``real``.
+    the forward pass at ``real``. A loop that evaluates each batch with a critic of its own
+    (a random augmentation replayed at ``x`` and ``x + h``, as the StyleGAN, R3GAN and
+    rosinality drop-ins do) calls :meth:`estimate` per batch and :meth:`from_estimates` for
+    the penalty and its :attr:`stats`.
     Only Hilbert norms (``L2()``, ``Sobolev(s, p=2)``, ``Wasserstein2()``) have a dual
     Gaussian; others are refused at construction.
 

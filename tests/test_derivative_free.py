@@ -346,6 +346,88 @@ def test_statistics() -> None:
     assert isinstance(r1.stats, ApproxStats) and math.isnan(float(r1.stats.standard_error))
 
 
+@pytest.mark.parametrize("cls", [ApproxR1, ApproxR2, ApproxR1R2])
+def test_a_call_is_estimate_per_batch_then_from_estimates(cls: type) -> None:
+    """The public pieces of a call, for loops that evaluate each batch with its own critic:
+    ``estimate`` is estimate_dual_squared with the penalty's options, ``from_estimates`` the
+    penalty of the estimates with the call's statistics; together they are the call (value,
+    statistics, parameter gradients) under the same random state."""
+    critic = ConvCritic().double()
+    twin = copy.deepcopy(critic)
+    real, fake = images(5, torch.float64)
+    batches = {"real": real, "fake": fake[:3]}
+    penalty = cls(Sobolev(s=-1.5), gamma=3.0, sigma=0.1, draws=2)
+    torch.manual_seed(4)
+    expected = penalty(critic, real, batches["fake"])
+    expected.backward()
+    expected_stats = penalty.stats
+    torch.manual_seed(4)
+    by_hand = [
+        estimate_dual_squared(twin, batches[n], Sobolev(s=-1.5), 0.1, draws=2).detach()
+        for n in cls._on
+    ]
+    torch.manual_seed(4)
+    estimates = [penalty.estimate(twin, batches[n]) for n in cls._on]
+    for e, h in zip(estimates, by_hand, strict=True):
+        assert e.shape == h.shape == (len(h),) and torch.equal(e.detach(), h)
+    got = penalty.from_estimates(*estimates)
+    got.backward()
+    assert torch.equal(got, expected)
+    assert type(penalty.stats) is type(expected_stats)
+    assert penalty.stats is not None and expected_stats is not None
+    assert penalty.stats.as_dict() == expected_stats.as_dict()
+    for p, q in zip(twin.parameters(), critic.parameters(), strict=True):
+        assert torch.equal(p.grad, q.grad)
+
+
+def test_estimate_takes_the_loss_scores_and_critic_arguments() -> None:
+    critic = ConvCritic().double()
+    real, _ = images(4, torch.float64)
+    penalty = ApproxR1(sigma=0.1)
+
+    def scaled(x: torch.Tensor, scale: float) -> torch.Tensor:
+        return scale * critic(x)
+
+    torch.manual_seed(1)
+    plain = penalty.estimate(critic, real)
+    torch.manual_seed(1)
+    probe = Calls(lambda x: scaled(x, 3.0))
+    scores = scaled(real, 3.0)
+    got = penalty.estimate(lambda x, scale: probe(x), real, scores=scores, scale=3.0)
+    assert probe.calls == 1  # one perturbed pass: the scores stand for the one at real
+    torch.testing.assert_close(got, 9 * plain, rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="scores must hold one score per sample"):
+        penalty.estimate(critic, real, scores=scores[:3])
+    with pytest.raises(TypeError, match=r"critic must be callable.*penalty.estimate"):
+        penalty.estimate(None, real)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="x must be batch-first"):
+        penalty.estimate(critic, real[0, 0, 0])
+
+
+def test_from_estimates_refuses_bad_estimates_and_keeps_the_last_stats() -> None:
+    r1, r1r2 = ApproxR1(gamma=2.0), ApproxR1R2(gamma=2.0)
+    e = torch.tensor([1.0, 3.0])
+    assert r1.from_estimates(e).item() == 2.0 and r1r2.from_estimates(e, 2 * e).item() == 6.0
+    before = r1.stats, r1r2.stats
+    with pytest.raises(TypeError, match=r"takes 2 tensor\(s\).*\(real and fake\), got 1"):
+        r1r2.from_estimates(e)
+    with pytest.raises(TypeError, match=r"takes 1 tensor\(s\).*\(real\), got 2"):
+        r1.from_estimates(e, e)
+    with pytest.raises(ValueError, match=r"estimates of the fake batch must be.*\[2, 1\]"):
+        r1r2.from_estimates(e, e[:, None])
+    with pytest.raises(ValueError, match="must be a non-empty"):
+        r1.from_estimates(e[:0])
+    with pytest.raises(TypeError, match="got a list"):
+        r1.from_estimates([1.0, 2.0])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="got a int64 tensor"):
+        r1.from_estimates(torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="1 of 2 estimated squared dual norms are NaN"):
+        r1.from_estimates(torch.tensor([1.0, math.nan]))
+    assert (r1.stats, r1r2.stats) == before
+    unchecked = ApproxR1(check_finite=False)
+    assert unchecked.from_estimates(torch.tensor([1.0, math.nan])).isnan()
+
+
 @pytest.mark.parametrize(
     ("make", "error", "words"),
     [
