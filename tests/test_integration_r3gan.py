@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import math
 import sys
 from pathlib import Path
 
@@ -12,11 +13,13 @@ import torch
 from torch import Tensor, nn
 
 from conftest import dense_filter
-from lipreg import BanachR1R2, Sobolev, rpgan_critic_loss
-from lipreg.integrations.r3gan import ZeroCenteredGradientPenalty
+from lipreg import L2, ApproxR1R2Stats, BanachR1R2, Norm, Sobolev, rpgan_critic_loss
+from lipreg.integrations._replay import RandomState
+from lipreg.integrations.r3gan import AccumulateDiscriminatorGradients, ZeroCenteredGradientPenalty
 
 sys.path.insert(0, str(Path(__file__).parent / "standins"))
 host = importlib.import_module("r3gan_host")
+random_augment = importlib.import_module("random_augment")
 
 
 class Generator(nn.Module):
@@ -70,23 +73,24 @@ def step(
     preprocessor: object = None,
     dtype: torch.dtype = torch.float32,
     mixed: bool = False,
+    name: str = "ZeroCenteredGradientPenalty",
 ) -> tuple[list[Tensor], nn.Module]:
-    """One discriminator step of the stand-in (with ``penalty`` installed unless None) on
-    fixed networks and data (``mixed``: R3GAN's bfloat16 stages); its returned statistics and
-    the discriminator."""
+    """One discriminator step of the stand-in (with ``penalty`` installed as its ``name``
+    unless None) on fixed networks and data (``mixed``: R3GAN's bfloat16 stages); its
+    returned statistics and the discriminator."""
     torch.manual_seed(0)
     g, d = (MixedGenerator(), MixedDiscriminator()) if mixed else (Generator(), Discriminator())
     g, d = g.to(dtype), d.to(dtype)
     trainer = host.AdversarialTraining(g, d)
     noise, real = torch.randn(5, 4, dtype=dtype), torch.rand(5, 3, 8, 8, dtype=dtype) * 2 - 1
     extra = {} if preprocessor is None else {"Preprocessor": preprocessor}
-    original = host.AdversarialTraining.__dict__["ZeroCenteredGradientPenalty"]
+    original = host.AdversarialTraining.__dict__[name]
     if penalty is not None:
-        host.AdversarialTraining.ZeroCenteredGradientPenalty = penalty
+        setattr(host.AdversarialTraining, name, penalty)
     try:
         out = trainer.AccumulateDiscriminatorGradients(noise, real, None, gamma, 0.5, **extra)
     finally:
-        host.AdversarialTraining.ZeroCenteredGradientPenalty = original
+        setattr(host.AdversarialTraining, name, original)
     return out, d
 
 
@@ -193,3 +197,135 @@ def test_clear_errors() -> None:
         "ZeroCenteredGradientPenalty(norm=Lp(p=4)"
     )
     assert copy.deepcopy(penalty).norm == penalty.norm
+
+
+# ------------------------------------------------- derivative-free R1 and R2 (ApproxR1R2)
+
+STEP = "AccumulateDiscriminatorGradients"
+
+
+def approx_step(
+    dropin: AccumulateDiscriminatorGradients, gamma: float = 0.3, **kwargs: object
+) -> tuple[list[Tensor], nn.Module]:
+    """The stand-in's step with the drop-in, float64, behind the random augmentation."""
+    kwargs = {"dtype": torch.float64, "preprocessor": random_augment.augment_pipe, **kwargs}
+    return step(dropin, gamma, name=STEP, **kwargs)  # type: ignore[arg-type]
+
+
+def hand_written(
+    norm: Norm, sigma: float, gamma: float, draws: int, antithetic: bool
+) -> tuple[list[Tensor], nn.Module]:
+    """The drop-in's step written out from R3GAN's formulas and the estimator's, on the
+    stand-in's networks and data: per batch the random state before R3GAN's evaluation is
+    saved and restored for every perturbed evaluation."""
+    torch.manual_seed(0)
+    g, d = Generator().double(), Discriminator().double()
+    noise = torch.randn(5, 4, dtype=torch.float64)
+    real = torch.rand(5, 3, 8, 8, dtype=torch.float64) * 2 - 1
+    fake = g(noise, None).detach()
+    states, scores = [], []
+    for x in (real, fake):
+        states.append(torch.get_rng_state())
+        scores.append(d(random_augment.augment_pipe(x), None))
+    estimates = []
+    for x, state, base in zip((real, fake), states, scores, strict=True):
+        v = norm.dual_gaussian_variance(x).view(-1, 1, 1, 1)
+
+        def at(points: Tensor, state: Tensor = state) -> Tensor:
+            with torch.random.fork_rng(devices=[]):
+                torch.set_rng_state(state)
+                return d(random_augment.augment_pipe(points), None)
+
+        total = torch.zeros(5, dtype=torch.float64)
+        for _ in range(draws):
+            h = sigma * norm.dual_gaussian(x) / v.sqrt()
+            difference = (at(x + h) - at(x - h)) / 2 if antithetic else at(x + h) - base
+            total = total + difference.square()
+        estimates.append(total * v.flatten() / (draws * sigma**2))
+    relativistic = scores[0] - scores[1]
+    adversarial = nn.functional.softplus(-relativistic)
+    (0.5 * (adversarial + gamma / 2 * (estimates[0] + estimates[1])).mean()).backward()
+    return [t.detach() for t in (adversarial, relativistic, *estimates)], d
+
+
+@pytest.mark.parametrize(
+    ("norm", "draws", "antithetic"),
+    [(L2(), 1, False), (Sobolev(s=-1.5), 2, False), (Sobolev(s=1.0), 2, True)],
+    ids=str,
+)
+def test_approx_step_is_the_hand_written_step(norm: Norm, draws: int, antithetic: bool) -> None:
+    """Loss, scores, estimates and the discriminator's gradients equal the step written out,
+    behind a random augmentation replayed per batch (float64, same seed)."""
+    dropin = AccumulateDiscriminatorGradients(norm, sigma=0.05, draws=draws, antithetic=antithetic)
+    got, d_got = approx_step(dropin)
+    expected, d_expected = hand_written(norm, 0.05, 0.3, draws, antithetic)
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
+    for p, q in zip(d_got.parameters(), d_expected.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-14)
+    stats = dropin.penalty.stats
+    assert isinstance(stats, ApproxR1R2Stats)
+    assert float(stats.gamma) == 0.3
+    torch.testing.assert_close(float(stats.r1), 0.15 * got[2].mean().item())
+    torch.testing.assert_close(float(stats.r2), 0.15 * got[3].mean().item())
+
+
+def test_approx_step_keeps_r3gans_losses_and_scores() -> None:
+    """R3GAN's two evaluations draw the same augmentations as in R3GAN's own step (the
+    estimate's evaluations replay and then restore the random state), so the loss and the
+    relativistic scores are R3GAN's bit for bit."""
+    expected, _ = step(None, 0.3, random_augment.augment_pipe, torch.float64)
+    got, _ = approx_step(AccumulateDiscriminatorGradients(draws=3))
+    for a, b in zip(got[:2], expected[:2], strict=True):
+        assert torch.equal(a, b)
+
+
+def test_estimates_converge_to_r3gans_r1_and_r2_through_the_augmentation_when_replayed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With many antithetic draws at small sigma the estimates approach R3GAN's exact R1 and
+    R2, which differentiate through the augmentation the step drew; drawing the
+    augmentation afresh at x + h (no replay) makes them orders of magnitude too large."""
+    exact, _ = step(None, 0.3, random_augment.augment_pipe, torch.float64)
+    draws = 200
+    dropin = AccumulateDiscriminatorGradients(sigma=1e-3, draws=draws, antithetic=True)
+    got, _ = approx_step(dropin)
+    for estimate, value in ((got[2], exact[2]), (got[3], exact[3])):
+        # a draw gives e_b chi^2_1 (variance 2 e_b^2), their mean variance 2 e_b^2 / draws
+        error = math.sqrt(2 / draws * value.square().sum().item())
+        assert abs(estimate.sum().item() - value.sum().item()) < 5 * error
+    with monkeypatch.context() as m:
+        m.setattr(RandomState, "replaying", lambda self, evaluate: evaluate)
+        unreplayed, _ = approx_step(dropin)
+    assert (unreplayed[2] / exact[2]).min() > 100 and (unreplayed[3] / exact[3]).min() > 100
+
+
+def test_approx_step_binds_like_r3gans_method_and_checks_its_options() -> None:
+    dropin = AccumulateDiscriminatorGradients("sobolev:s=-1.5", sigma=0.1, draws=2)
+    assert host.AdversarialTraining.__dict__[STEP] is not dropin
+    original = host.AdversarialTraining.__dict__[STEP]
+    host.AdversarialTraining.AccumulateDiscriminatorGradients = dropin  # type: ignore[method-assign]
+    try:
+        assert host.AdversarialTraining.AccumulateDiscriminatorGradients is dropin
+        trainer = host.AdversarialTraining(Generator(), Discriminator())
+        bound = trainer.AccumulateDiscriminatorGradients
+        assert bound.__self__ is trainer and bound.__func__ is dropin
+    finally:
+        host.AdversarialTraining.AccumulateDiscriminatorGradients = original  # type: ignore[method-assign]
+    text = repr(dropin)
+    assert text.startswith("AccumulateDiscriminatorGradients(norm=Sobolev(s=-1.5")
+    assert "sigma=0.1" in text and "draws=2" in text
+    with pytest.raises(ValueError, match="ApproxR1R2 needs a Hilbert norm"):
+        AccumulateDiscriminatorGradients("lp:p=3")
+    with pytest.raises(ValueError, match="sigma must be in"):
+        AccumulateDiscriminatorGradients(sigma=0.0)
+    with pytest.raises(ValueError, match="gamma must be in"):
+        approx_step(AccumulateDiscriminatorGradients(), gamma=-1.0)
+
+
+def test_approx_step_refuses_non_finite_estimates() -> None:
+    def nan_augment(x: Tensor) -> Tensor:
+        return random_augment.augment_pipe(x) * (1 + x.sum() * float("nan"))
+
+    with pytest.raises(ValueError, match="NaN or inf"):
+        approx_step(AccumulateDiscriminatorGradients(), preprocessor=nan_augment)

@@ -19,14 +19,6 @@ from lipreg.norms import Norm
 ATTRIBUTE = "lipreg_penalty"
 
 
-def unwrap(module: nn.Module) -> nn.Module:
-    """The module inside a DistributedDataParallel wrapper."""
-    inner = getattr(module, "module", None)
-    if isinstance(module, nn.parallel.DistributedDataParallel) and isinstance(inner, nn.Module):
-        return inner
-    return module
-
-
 def saved_penalty(
     path: str, penalty: nn.Module, options: Mapping[type[nn.Module], str]
 ) -> dict[str, Any] | None:

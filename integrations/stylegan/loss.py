@@ -23,12 +23,13 @@ from lipreg._validation import check_real
 from lipreg.calibration import Setting
 from lipreg.norms import Norm
 
+from .._modules import unwrap
 from ._critic import CriticTerms
 from ._host import load_host
 from ._networks import backward
 from ._path_length import PathLength
 from ._protocol import DEFAULTS, PHASES, Protocol, call_arguments, identify
-from ._snapshot import ATTRIBUTE, saved_penalty, unwrap
+from ._snapshot import ATTRIBUTE, saved_penalty
 
 __all__ = ["ATTRIBUTE", "PHASES", "BanachLoss", "Protocol"]
 
