@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from conftest import host_without_pkg_resources
-from lipreg import BanachGP, input_gradient
+from lipreg import ApproxR1, ApproxStats, BanachGP, input_gradient
+from lipreg.integrations._replay import RandomState
 from lipreg.integrations.stylegan import ATTRIBUTE, BanachLoss
 
 sys.path.insert(0, str(Path(__file__).parent / "standins"))
@@ -434,3 +435,146 @@ def test_accumulate_gradients_checks_the_host_signature() -> None:
         loss.accumulate_gradients("Dmain", *args, sync=True, gain=1, cur_nimg=0)
     with pytest.raises(ValueError, match="phase must be one of"):
         loss.accumulate_gradients("Dr1", *args, gain=1, cur_nimg=0)
+
+
+# ------------------------------------------------ penalty="approx_r1" (ApproxR1)
+
+APPROX = {"penalty": "approx_r1", "sigma": 0.05, "draws": 2}
+
+
+@pytest.mark.parametrize("protocol", ["ada", "sg3"])
+@pytest.mark.parametrize("phases", PHASE_LISTS)
+def test_approx_r1_keeps_the_hosts_losses_statistics_and_random_draws(
+    protocol: str, phases: list[str]
+) -> None:
+    """Everything but R1 is the host's: every phase before the regularising one bit for bit,
+    and in it the scores, losses and augmentation draws (the perturbed evaluations replay
+    and then restore the random state); R1's statistics per sample under the host's names."""
+    kw = host_kwargs(protocol)
+    ours, ours_stats = run(lambda m: BanachLoss("cpu", **m, **kw, **APPROX), protocol, phases)
+    ref, ref_stats = run(lambda m: host.ReferenceLoss(protocol, "cpu", **m, **kw), protocol, phases)
+    torch.testing.assert_close(ours[:-1], ref[:-1], rtol=0, atol=0)
+    for name in ("G gradients", "G_mapping gradients", "G_synthesis gradients"):
+        if name in ref[-1]:
+            torch.testing.assert_close(ours[-1][name], ref[-1][name], rtol=0, atol=0)
+    for name, values in ref_stats.items():
+        if name in ("Loss/r1_penalty", "Loss/D/reg"):
+            assert ours_stats[name].shape == values.shape  # per sample, as the host's
+        else:
+            torch.testing.assert_close(ours_stats[name], values, rtol=0, atol=0)
+    r1 = ours_stats["Loss/r1_penalty"]  # r1_gamma 3: Loss/D/reg is 1.5 times the estimates
+    torch.testing.assert_close(ours_stats["Loss/D/reg"], 1.5 * r1, rtol=1e-6, atol=0)
+    assert not torch.allclose(r1, ref_stats["Loss/r1_penalty"], rtol=1e-3)  # an estimate
+    assert {"Loss/lipreg/standard_error", "Loss/lipreg/sigma"} <= set(ours_stats)
+    assert any(g.abs().sum() > 0 for g in ours[-1]["D gradients"])
+
+
+def by_hand(
+    reference: Any, D: nn.Module, real: torch.Tensor, sigma: float, gamma: float, gain: float
+) -> None:
+    """A Dreg round of approx_r1 written out (one draw, L2): the random state before the
+    host's evaluation of the reals is restored for the evaluation at ``real + h``."""
+    c = torch.zeros(real.shape[0], 0)
+    state = torch.get_rng_state()
+    logits = reference.discriminate(real, c, True, 0.0, update_emas=False)
+    h = sigma * torch.randn_like(real)
+    with torch.random.fork_rng(devices=[]):
+        torch.set_rng_state(state)
+        perturbed = reference.discriminate(real + h, c, False, 0.0, update_emas=False)
+    squared = (perturbed - logits).square().flatten() / sigma**2
+    (logits * 0 + squared * (gamma / 2)).mean().mul(gain).backward()
+
+
+def test_approx_r1_gradients_are_the_hand_written_ones() -> None:
+    """D's gradients of a Dreg round behind the random augmentation pipe (ADA, float64)."""
+    nets = networks("ada")
+    D = nets["D"].double()
+    loss = BanachLoss("cpu", **nets, r1_gamma=2.5, penalty="approx_r1", sigma=0.05)
+    real = torch.randn(B, 3, 8, 8, dtype=torch.float64)
+    c = torch.zeros(B, 0)
+    torch.manual_seed(5)
+    loss.accumulate_gradients("Dreg", real, c, torch.randn(B, 6), c, sync=True, gain=16.0)
+    ours = gradients(D)
+    D.zero_grad(set_to_none=True)
+    reference = host.ReferenceLoss("ada", "cpu", **nets)
+    torch.manual_seed(5)
+    torch.randn(B, 6)
+    by_hand(reference, D, real, 0.05, 2.5, 16.0)
+    torch.testing.assert_close(ours, gradients(D), rtol=1e-10, atol=1e-14)
+    assert isinstance(loss.penalty.stats, ApproxStats)
+
+
+def test_approx_r1_converges_to_the_hosts_r1_only_when_the_augmentation_is_replayed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With many antithetic draws at small sigma the reported estimates approach the host's
+    R1 through the augmentation it drew (no minibatch coupling here: group size 1);
+    augmentations drawn afresh at x + h make them orders of magnitude too large."""
+    draws = 100
+    reports = []
+    for replay, options in ((None, {}), (True, {**APPROX, "sigma": 1e-3, "draws": draws}),
+                            (False, {**APPROX, "sigma": 1e-3, "antithetic": True})):  # fmt: skip
+        nets = networks("sg3")
+        nets["D"].double().mbstd.group_size = 1
+        loss = BanachLoss("cpu", **nets, **options)
+        real, c = torch.randn(B, 3, 8, 8, dtype=torch.float64), torch.zeros(B, 0)
+        training_stats.clear()
+        with monkeypatch.context() as m:
+            if replay is False:
+                m.setattr(RandomState, "replaying", lambda self, evaluate: evaluate)
+            torch.manual_seed(5)
+            loss.accumulate_gradients("Dreg", real, c, torch.randn(B, 6), c, gain=1, cur_nimg=0)
+        reports.append(training_stats.reports["Loss/r1_penalty"][0])
+    exact, estimate, unreplayed = reports
+    error = (2 / draws * exact.square().sum()).sqrt()  # a draw: exact_b chi^2_1 (one-sided
+    assert abs(estimate.sum() - exact.sum()) < 5 * error  # at sigma 1e-3: no bias to see)
+    assert (unreplayed / exact).min() > 100
+
+
+def test_approx_r1_runs_its_perturbed_passes_without_ddp_sync() -> None:
+    nets = networks("ada")
+    loss = BanachLoss("cpu", **nets, **APPROX)
+    batch = [torch.randn(B, 3, 8, 8), torch.zeros(B, 0), torch.randn(B, 6), torch.zeros(B, 0)]
+    misc.sync_log.clear()
+    before = conv2d_gradfix.entered
+    loss.accumulate_gradients("Dreg", *batch, True, 16)
+    assert misc.sync_log == [("Discriminator", True)] + [("Discriminator", False)] * 2
+    assert conv2d_gradfix.entered == before  # no input gradient taken
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"sigma": 0.1}, ValueError, r"sigma apply to penalty='approx_r1' only"),
+        ({"penalty": "gp", "draws": 2, "antithetic": True}, ValueError, "draws, antithetic"),
+        ({**APPROX, "per_sample": True}, ValueError, "per_sample applies to penalty='r1'"),
+        ({**APPROX, "lam": 1.0}, ValueError, "lam applies to penalty='gp'"),
+        ({**APPROX, "gamma": "auto"}, ValueError, "gamma='auto' applies"),
+        ({**APPROX, "norm": "lp:p=3"}, ValueError, "ApproxR1 needs a Hilbert norm"),
+        ({**APPROX, "sigma": -1.0}, ValueError, r"sigma must be in \(0, inf\)"),
+        ({**APPROX, "draws": 0}, ValueError, "draws must be a positive integer"),
+    ],
+)
+def test_bad_approx_r1_configuration_fails_at_construction(
+    kwargs: dict[str, Any], error: type, match: str
+) -> None:
+    nets = networks("ada")
+    with pytest.raises(error, match=match):
+        BanachLoss("cpu", **nets, **kwargs)
+    assert not hasattr(nets["D"], ATTRIBUTE)
+
+
+def test_an_approx_r1_snapshot_resumes_approx_r1_and_is_transfer_learning_for_r1(
+    tmp_path: Path,
+) -> None:
+    path = _trained_snapshot(tmp_path, **APPROX, norm="sobolev:s=-1.5")
+    nets = networks("ada")
+    resumed = BanachLoss("cpu", **nets, **APPROX, norm="sobolev:s=-1.5", resume_pkl=str(path))
+    assert isinstance(resumed.penalty, ApproxR1) and resumed.penalty.sigma == 0.05
+    assert getattr(nets["D"], ATTRIBUTE) is resumed.penalty
+    why = (
+        r"holds a ApproxR1 penalty, this loss a BanachR1 \(penalty='r1'\); "
+        r"pass penalty='approx_r1' to continue"
+    )
+    with pytest.warns(UserWarning, match=why):
+        BanachLoss("cpu", **networks("ada"), norm="sobolev:s=-1.5", resume_pkl=str(path))

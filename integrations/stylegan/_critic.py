@@ -10,9 +10,10 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from lipreg import BanachGP, BanachR1, input_gradient
+from lipreg import ApproxR1, BanachGP, BanachR1, input_gradient
 
 from .._outputs import r1_squares
+from .._replay import RandomState
 from ._networks import HostNetworks, backward
 
 
@@ -44,7 +45,7 @@ class CriticTerms(HostNetworks):
     """``Dmain``'s real-data loss and ``Dreg``'s regulariser (a mixin of
     :class:`~lipreg.integrations.stylegan.BanachLoss`, which sets ``penalty``)."""
 
-    penalty: BanachR1 | BanachGP
+    penalty: BanachR1 | ApproxR1 | BanachGP
 
     def _report_penalty(self) -> None:
         stats = self.penalty.stats
@@ -72,6 +73,24 @@ class CriticTerms(HostNetworks):
         squared = r1_squares(self.penalty, g, real)
         return squared * (self.penalty.gamma / 2), squared
 
+    def _approx_r1(
+        self, real: Tensor, real_c: Tensor, blur: float, state: RandomState, logits: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """R1 at the reals estimated from forward passes, per sample, and the estimates of
+        ``||dD(x_b)||_{B*}^2`` ``[B]`` (reported as the hosts report theirs). ``logits`` is
+        the host's evaluation of ``D`` on the reals, made right after ``state`` was taken:
+        the perturbed evaluations replay ``state``, so the augmentation pipe draws the same
+        transforms at ``x + h`` as at ``x``. They run without DDP gradient sync; the synced
+        evaluation of ``logits`` reduces their gradients in the one backward pass."""
+        assert isinstance(self.penalty, ApproxR1)
+
+        def evaluate(x: Tensor) -> Tensor:
+            return self.run_D(x, real_c, False, blur, update_emas=False)
+
+        squared = self.penalty.estimate(state.replaying(evaluate), real, scores=logits)
+        self.penalty.from_estimates(squared)  # statistics and finiteness, as a call's
+        return squared * (self.penalty.gamma / 2), squared
+
     def _real_and_reg(
         self,
         real_img: Tensor,
@@ -97,7 +116,11 @@ class CriticTerms(HostNetworks):
         r1: Tensor | None = None  # per sample
         outputs: list[Tensor] = []
         real_logits: Tensor | None = None
-        if do_Dreg and not wgan:
+        if do_Dreg and isinstance(self.penalty, ApproxR1):
+            state = RandomState.capture(real.device)
+            real_logits = self.run_D(real, real_c, sync, blur, update_emas=False)
+            reg, r1 = self._approx_r1(real, real_c, blur, state, real_logits)
+        elif do_Dreg and not wgan:
             # R1 is taken at the reals: one evaluation of D serves both the loss and R1.
             critic = critic_at(real_c, sync)
             reg, r1 = self._r1(critic, real)

@@ -1,4 +1,5 @@
-"""``BanachLoss``: StyleGAN2's loss with its R1 measured in any norm, or Banach WGAN-GP.
+"""``BanachLoss``: StyleGAN2's loss with its R1 measured in any norm (exact, or estimated from
+forward passes), or Banach WGAN-GP.
 
 NVlabs' StyleGAN2-ADA and StyleGAN3 build their loss by name from ``loss_kwargs``; this class
 accepts either codebase's constructor arguments and ``accumulate_gradients`` call and keeps
@@ -18,9 +19,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from lipreg import BanachGP, BanachR1
+from lipreg import ApproxR1, BanachGP, BanachR1
 from lipreg._validation import check_real
 from lipreg.calibration import Setting
+from lipreg.derivative_free import DEFAULT_SIGMA
 from lipreg.norms import Norm
 
 from .._modules import unwrap
@@ -48,6 +50,16 @@ class BanachLoss(PathLength, CriticTerms):
     dual norm of ``B = norm`` replacing the Euclidean one; ``gamma`` defaults to the host's
     ``r1_gamma``. With ``norm="l2"`` this is the host's ``StyleGAN2Loss``: same losses, same
     gradients, same statistics, on the same inputs and seeds.
+
+    ``penalty="approx_r1"``: the same losses with R1 estimated from forward passes
+    (:class:`lipreg.ApproxR1`, a Hilbert ``norm``): per real sample ``e_b ~
+    ||dD(x_b)||_{B*}^2`` from ``draws`` evaluations of the host's ``run_D`` at ``x + h``
+    (``h`` from the norm's dual Gaussian, entries of root mean square ``sigma``), the host's
+    real logits serving as ``D(x)``, and ``(gamma / 2) e_b`` added where the host adds R1.
+    No double backward: discriminators with fused attention or compiled graphs train. The
+    perturbed evaluations replay the random state taken before the host's evaluation of
+    ``D`` on the reals, so they see the same augmentation (ADA's pipe draws anew at every
+    call), and run without DDP gradient sync (the host's synced evaluation reduces them).
 
     ``penalty="gp"``: the Wasserstein losses ``E D(fake) - E D(real)`` (critic) and
     ``-E D(fake)`` (generator) with :class:`lipreg.BanachGP` on interpolates,
@@ -88,11 +100,19 @@ class BanachLoss(PathLength, CriticTerms):
         blur_init_sigma: as in the host (StyleGAN3 only).
         blur_fade_kimg: as in the host (StyleGAN3 only).
         norm: the norm of ``B``: a :class:`lipreg.Norm` or a spec like ``"sobolev:s=-1.5"``.
-        penalty: ``"r1"`` or ``"gp"``.
+        penalty: ``"r1"``, ``"approx_r1"`` or ``"gp"``.
         lam: BanachGP's ``lam`` (``penalty="gp"`` only).
-        gamma: R1's weight (``"r1"``), or BanachGP's Lipschitz constant (``"gp"``).
+        gamma: R1's weight (``"r1"``, ``"approx_r1"``), or BanachGP's Lipschitz constant
+            (``"gp"``).
+        sigma: the perturbation's root mean square in data units (``"approx_r1"`` only;
+            default :data:`lipreg.derivative_free.DEFAULT_SIGMA`, 0.03, for images in
+            [-1, 1]).
+        draws: perturbations per real sample (``"approx_r1"`` only; default 1).
+        antithetic: ``(D(x + h) - D(x - h)) / 2`` (``"approx_r1"`` only; default False).
         per_sample: derivative of ``D(x)_i`` in ``x_i`` alone: the minibatch-stddev layer
-            couples samples, see the docs for how much this changes R1 (about B times the cost).
+            couples samples, see the docs for how much this changes R1 (about B times the
+            cost); not with ``"approx_r1"``, whose batched perturbation measures the coupling
+            as the batched gradient does.
         engine: lipreg's derivative engine; only ``"autograd"`` (the hosts' custom ops are
             old-style ``autograd.Function``\\ s that ``torch.func`` rejects on CUDA, and the
             real logits are shared between loss and R1, see ``_Recorded``).
@@ -123,6 +143,9 @@ class BanachLoss(PathLength, CriticTerms):
         penalty: str = "r1",
         lam: Setting | None = None,
         gamma: Setting | None = None,
+        sigma: float | None = None,
+        draws: int | None = None,
+        antithetic: bool | None = None,
         per_sample: bool = False,
         engine: str = "autograd",
         attach_to_D: bool = True,
@@ -140,10 +163,18 @@ class BanachLoss(PathLength, CriticTerms):
             mapping = _module(getattr(G, "mapping", None), "G.mapping")
             synthesis = _module(getattr(G, "synthesis", None), "G.synthesis")
         _module(D, "D")
-        if penalty not in ("r1", "gp"):
+        if penalty not in ("r1", "approx_r1", "gp"):
             raise ValueError(
-                f"penalty must be 'r1' (StyleGAN2's loss with R1 in the dual norm) or 'gp' "
-                f"(Wasserstein loss with BanachGP), got {penalty!r}"
+                f"penalty must be 'r1' (StyleGAN2's loss with R1 in the dual norm), 'approx_r1' "
+                f"(the same, R1 estimated from forward passes) or 'gp' (Wasserstein loss with "
+                f"BanachGP), got {penalty!r}"
+            )
+        estimator = {"sigma": sigma, "draws": draws, "antithetic": antithetic}
+        given = [name for name, value in estimator.items() if value is not None]
+        if penalty != "approx_r1" and given:
+            raise ValueError(
+                f"{', '.join(given)} apply to penalty='approx_r1' only (the derivative-free "
+                f"estimate of R1), got them with penalty={penalty!r}"
             )
         if engine != "autograd":
             raise ValueError(
@@ -151,20 +182,35 @@ class BanachLoss(PathLength, CriticTerms):
                 "ops are old-style autograd.Functions that torch.func rejects on CUDA, and the "
                 "loss reuses the discriminator's output from the penalty's own evaluation"
             )
-        self.penalty: BanachR1 | BanachGP
-        if penalty == "r1":
+        self.penalty: BanachR1 | ApproxR1 | BanachGP
+        if penalty in ("r1", "approx_r1"):
             if lam is not None:
                 raise ValueError(
-                    f"lam applies to penalty='gp' only, got lam={lam!r} with penalty='r1'; R1's "
-                    "weight is gamma (default: the host's r1_gamma)"
+                    f"lam applies to penalty='gp' only, got lam={lam!r} with "
+                    f"penalty={penalty!r}; R1's weight is gamma (default: the host's r1_gamma)"
                 )
             if isinstance(gamma, str):
                 raise ValueError(
                     "gamma='auto' applies to penalty='gp' (Lipschitz constant E||X||_B*); with "
-                    "penalty='r1' gamma is R1's weight: give a number or leave it to r1_gamma"
+                    f"penalty={penalty!r} gamma is R1's weight: give a number or leave it to "
+                    "r1_gamma"
                 )
             weight = r1_gamma if gamma is None else gamma
-            self.penalty = BanachR1(norm, weight, per_sample=per_sample, engine="autograd")
+            if penalty == "r1":
+                self.penalty = BanachR1(norm, weight, per_sample=per_sample, engine="autograd")
+            elif per_sample:
+                raise ValueError(
+                    "per_sample applies to penalty='r1' (a derivative of D(x)_i in x_i "
+                    "alone); penalty='approx_r1' perturbs the whole batch at once"
+                )
+            else:
+                self.penalty = ApproxR1(
+                    norm,
+                    weight,
+                    sigma=DEFAULT_SIGMA if sigma is None else sigma,
+                    draws=1 if draws is None else draws,
+                    antithetic=False if antithetic is None else antithetic,
+                )
         else:
             self.penalty = BanachGP(
                 norm,
@@ -194,7 +240,11 @@ class BanachLoss(PathLength, CriticTerms):
         self.blur_fade_kimg = check_real(blur_fade_kimg, "blur_fade_kimg", 0.0, math.inf)
 
         self.host = load_host(self.protocol)
-        options: dict[type[nn.Module], str] = {BanachR1: "penalty='r1'", BanachGP: "penalty='gp'"}
+        options: dict[type[nn.Module], str] = {
+            BanachR1: "penalty='r1'",
+            ApproxR1: "penalty='approx_r1'",
+            BanachGP: "penalty='gp'",
+        }
         saved = None if resume_pkl is None else saved_penalty(resume_pkl, self.penalty, options)
         if saved is not None:
             self.penalty.load_state_dict(saved)  # checked as a whole before anything loads
@@ -235,10 +285,10 @@ class BanachLoss(PathLength, CriticTerms):
         self.pl_mean.copy_(pl_mean)
 
     def _reg_active(self) -> bool:
-        if isinstance(self.penalty, BanachR1):
-            return self.penalty.gamma != 0
-        setting = self.penalty.calibration.lam_setting
-        return setting != 0  # "auto" included
+        if isinstance(self.penalty, BanachGP):
+            setting = self.penalty.calibration.lam_setting
+            return setting != 0  # "auto" included
+        return self.penalty.gamma != 0
 
     # -- the protocol --------------------------------------------------------------------
 
