@@ -3,14 +3,12 @@ own best schedule, with the controls that say what the schedule and what the met
 
 Methods (MAIN): WGAN-GP, BWGAN W^{-3/2,2} (the preset) and W^{-1,2}, one-sided GP, R1 and R2
 with the GAN loss, R1+R2 with RpGAN, SN (power iteration), each with the constants of
-method_race.METHODS; and the derivative-free R1, R2, R1+R2 (method_race.DERIVATIVE_FREE)
-once the trainer has them.
+method_race.METHODS; and the derivative-free R1, R2, R1+R2 (method_race.DERIVATIVE_FREE).
 
 Schedules (grid()): critic steps per generator step {1, 2, 5} x the penalty on every
 {1, 4, 8, 16}th critic step (lazy, times the interval) x learning rate x{1, 2}, and the
-penalty on a quarter of each batch at every step where the trainer has penalty_fraction;
-SN, which has no penalty, gets critic steps x learning rate: 24 (30) schedules a penalty,
-6 for SN.
+penalty on a quarter of each batch at every step (--penalty-fraction 0.25); SN, which has
+no penalty, gets critic steps x learning rate: 30 schedules a penalty, 6 for SN.
 
 Budget T: the published WGAN-GP's training time for --steps generator steps (5 critic steps,
 the penalty on every one, lr x1). Every reported run trains as long, its steps planned from a
@@ -121,11 +119,6 @@ PUBLISHED = Schedule()
 REFERENCE = "WGAN-GP"
 
 
-def has_fraction() -> bool:
-    """Whether the trainer takes a penalty on a fraction of the batch (issue 20)."""
-    return "penalty_fraction" in {f.name for f in dataclasses.fields(TrainConfig)}
-
-
 def grid(overrides: dict[str, Any], quick: bool = False) -> list[Schedule]:
     """A method's schedules (see the module docstring); ``quick``: two, one critic step."""
     penalised = overrides.get("penalty", "gp") != "none"
@@ -133,7 +126,7 @@ def grid(overrides: dict[str, Any], quick: bool = False) -> list[Schedule]:
     rates = (1.0,) if quick else (1.0, 2.0)
     lazy = ((1, 4) if quick else (1, 4, 8, 16)) if penalised else (1,)
     spread = [(every, 1.0) for every in lazy]
-    if penalised and has_fraction() and not quick:
+    if penalised and not quick:
         spread.append((1, 0.25))
     return [Schedule(n, every, r, f) for n in critic for every, f in spread for r in rates]
 
@@ -143,11 +136,9 @@ def name(method: str, schedule: Schedule) -> str:
 
 
 def catalogue(quick: bool, chosen: Sequence[str] | None) -> dict[str, dict[str, Any]]:
-    """The racing methods: MAIN and the derivative-free ones the trainer has (``chosen``
-    only, if given; three in ``quick``)."""
-    everything = MAIN | {
-        n: o for n, (_, o) in method_race.DERIVATIVE_FREE.items() if method_race.available(o)
-    }
+    """The racing methods: MAIN and the derivative-free ones (``chosen`` only, if given;
+    three in ``quick``)."""
+    everything = MAIN | {n: o for n, (_, o) in method_race.DERIVATIVE_FREE.items()}
     names = chosen or (QUICK_METHODS if quick else list(everything))
     unknown = [n for n in names if n not in everything]
     if unknown:
