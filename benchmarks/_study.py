@@ -63,15 +63,14 @@ Job = tuple[str, int, TrainConfig, Callable[[Any], None] | None]
 
 
 def evaluate(trainer: Any, evaluator: Any) -> dict[str, float]:
-    """The metrics of ``trainer``'s sampler now: the digits metric alone on digits (a
-    generator whose samples are not finite scores FID ``inf`` and 0 classes), the trainer's
-    whole evaluation on other data."""
-    if evaluator.digits is None:
-        return dict(evaluator.evaluate(trainer.step, trainer.sampler))
+    """The quick quality metrics of ``trainer``'s sampler now
+    (:meth:`~lipreg.train.evaluate.Evaluator.scores`: on digits the digits metric and the
+    spectral metric); a generator whose samples are not finite scores FID ``inf`` and 0
+    classes."""
     fake = evaluator.generate(trainer.sampler)
     if not bool(torch.isfinite(fake).all()):
         return {FID: math.inf, CLASSES: 0.0}
-    return dict(evaluator.digits(fake).scalars())
+    return dict(evaluator.scores(fake))
 
 
 def train(job: Job) -> Run:

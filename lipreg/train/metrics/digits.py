@@ -40,6 +40,7 @@ from torch import Tensor
 from lipreg._validation import check_batch
 from lipreg.train.data.base import check_int, resize
 from lipreg.train.data.embedded import digits
+from lipreg.train.metrics.checks import check_images
 from lipreg.train.metrics.digits_net import WEIGHTS_SHA256, load_classifier, to_8x8
 from lipreg.train.metrics.features import fid_from_features
 
@@ -163,7 +164,4 @@ def _check_digits(images: object, name: str) -> None:
         raise ValueError(
             f"{name} must be grey-level images [N, 1, H, W] in [-1, 1], got shape {list(x.shape)}"
         )
-    if min(x.shape[-2:]) < 8:
-        raise ValueError(f"{name} must be at least 8x8 pixels, got {list(x.shape[-2:])}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
+    check_images(x, name, 8)
