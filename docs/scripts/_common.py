@@ -1,8 +1,9 @@
-"""Shared set-up of the figure scripts: Agg backend, output folder, one photograph."""
+"""Shared set-up of the figure scripts: Agg backend, output folder, one photograph, a blur."""
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import torch
+import torch.nn.functional as F
 
 IMG = Path(__file__).resolve().parents[1] / "img"
 
@@ -36,3 +38,13 @@ def photograph(size: int = 64) -> torch.Tensor:
     crop = grey[top : top + side, left : left + side][None, None]
     small = torch.nn.functional.adaptive_avg_pool2d(crop, size)
     return 2 * small - 1
+
+
+def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of ``x`` ``[N, 1, H, W]`` with standard deviation ``sigma`` pixels."""
+    radius = math.ceil(3 * sigma)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    g = torch.exp(-(t**2) / (2 * sigma**2))
+    g = g / g.sum()
+    kernel = (g[:, None] * g[None, :])[None, None]
+    return F.conv2d(F.pad(x, (radius,) * 4, mode="replicate"), kernel)

@@ -11,11 +11,8 @@ draws the digits FID of each family with example images.
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
-from _common import parse_out  # first: selects matplotlib's Agg backend
+from _common import blur, parse_out  # first: selects matplotlib's Agg backend
 from matplotlib import pyplot as plt
 
 from lipreg.train.data.base import resize
@@ -25,16 +22,6 @@ from lipreg.train.plots import image_grid
 
 SIGMAS = (0.5, 1.0, 1.5, 2.0, 3.0)  # blur, in pixels of the 8x8 digits
 DROPPED = (1, 2, 4, 6, 8, 9)  # classes 0..k-1 removed
-
-
-def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of ``x`` ``[N, 1, H, W]`` with standard deviation ``sigma`` pixels."""
-    radius = math.ceil(3 * sigma)
-    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    g = torch.exp(-(t**2) / (2 * sigma**2))
-    g = g / g.sum()
-    kernel = (g[:, None] * g[None, :])[None, None]
-    return F.conv2d(F.pad(x, (radius,) * 4, mode="replicate"), kernel)
 
 
 def families(side: int) -> dict[str, list[tuple[str, torch.Tensor]]]:

@@ -13,27 +13,36 @@ upper quarter of that range to decay unlike real images'; Schwarz et al. 2021 ("
 frequency bias of generative models", NeurIPS) compare the mean reduced spectra of real and
 generated images on a log scale.
 
-The spectrum (:func:`radial_power_spectrum`). For one channel ``x`` ``[H, W]`` of one image,
-mean removed, with DFT ``X(k) = sum_n (x(n) - mean x) exp(-2 pi i (k_y n_y / H + k_x n_x / W))``,
-the power of coefficient ``k`` is ``P(k) = |X(k)|^2 / (H W)^2``, so that
-``sum_k P(k) = mean_n (x(n) - mean x)^2``, the pixel variance (Parseval). Coefficient ``k``
-has the frequency ``f(k) = (fftfreq(H)[k_y], fftfreq(W)[k_x])`` in cycles per pixel and the
-radius ``rho = |f|``, from 0 to the corner ``sqrt(2) / 2`` (for even sides). Bins have the width
-``Delta = 1 / min(H, W)``: coefficient ``k != 0`` falls in bin ``b = max(1, floor(rho / Delta +
-1/2))``, ``b = 1 .. K``, so the bins of an ``N x N`` image are the integer radii of the DFT
-grid and a non-square image's bins share the same unit (cycles per pixel) and the coarser
-axis's spacing. The spectrum ``S(b)`` is the mean of ``P(k)`` over the coefficients of bin
-``b``, the images and the channels; ``sum_b count(b) S(b)`` is the mean pixel variance.
+The spectrum (:func:`radial_power_spectrum`). The DFT treats an image as periodic, and the
+jump from its last row to its first (every digit has ink in its top and bottom rows) puts a
+cross of power along the frequency axes that belongs to no content of the image and, at
+16x16, dominates real digits' power near the Nyquist frequency. Each channel ``u`` ``[H, W]``
+is therefore first reduced to its periodic component ``p = u - s`` (Moisan 2011, "Periodic plus
+smooth image decomposition", J. Math. Imaging Vis. 39): ``s`` is the smooth image whose
+periodic Laplacian is the border jumps, ``v(0, .) = u(H-1, .) - u(0, .)``,
+``v(H-1, .) = -v(0, .)``, likewise for the columns, ``v = 0`` inside; in the Fourier domain
+``S(k) = V(k) / (2 cos(2 pi k_y / H) + 2 cos(2 pi k_x / W) - 4)``, ``S(0) = 0``. An image without
+border jumps is its own periodic component. With ``P(k) = U(k) - S(k)``, the DFT of ``p``
+(``U(k) = sum_n u(n) exp(-2 pi i (k_y n_y / H + k_x n_x / W))``), the power of coefficient ``k``
+is ``|P(k)|^2 / (H W)^2``; over ``k != 0`` these sum to the pixel variance of ``p``
+(Parseval). Coefficient ``k`` has the frequency ``f(k) = (fftfreq(H)[k_y], fftfreq(W)[k_x])`` in
+cycles per pixel and the radius ``rho = |f|``, from 0 to the corner ``sqrt(2) / 2`` (for even
+sides). Bins have the width ``Delta = 1 / min(H, W)``: coefficient ``k != 0`` falls in bin
+``b = max(1, floor(rho / Delta + 1/2))``, ``b = 1 .. K``, so the bins of an ``N x N`` image are
+the integer radii of the DFT grid, a non-square image's bins share the unit (cycles per pixel)
+and the coarser axis's spacing, and no bin is empty. The spectrum ``S(b)`` is the mean power
+over the coefficients of bin ``b``, the images and the channels; ``sum_b count(b) S(b)`` is
+the mean pixel variance of the periodic components.
 
 - **Corners kept.** Frequencies beyond the axes' Nyquist frequency 1/2 (radius up to
   ``sqrt(2) / 2``) are binned like the others, as Durall et al.'s and Dzanic et al.'s code
   does: a transposed convolution's checkerboard lives at ``(1/2, 1/2)``, radius 0.707, in the
   top bin.
-- **No DC.** The mean of each image and channel is removed (which changes ``X(0)`` only): the
-  DC coefficient is the mean brightness, not a spatial frequency; its power dwarfs the rest
-  by orders of magnitude and is judged by the FID-like metrics.
-- **No window.** Images are transformed as they are (periodically continued): their border is
-  part of the content both sets share, and Parseval holds exactly.
+- **No DC.** The DC coefficient (the mean brightness, not a spatial frequency) is in no bin:
+  its power dwarfs the rest by orders of magnitude and is judged by the FID-like metrics.
+- **No window.** The periodic component removes the border's jumps without tapering the
+  image, so a checkerboard stays at ``(1/2, 1/2)`` (a window would smear it over the
+  neighbouring frequencies and weight the centre of the image above its border).
 - **Mean power, then the log.** Spectra are averaged over images before the logarithm (Durall
   et al.'s code averages ``20 log10 |X|`` instead), so decibels are ratios of mean powers:
   +8.1 dB is 6.5 times the real power.
@@ -118,27 +127,47 @@ def _bins(height: int, width: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 def radial_power_spectrum(images: Tensor) -> RadialSpectrum:
     """The radially averaged power spectrum of ``images`` ``[N, C, H, W]`` (``H, W >= 4``):
     ``S(b)``, the mean over images, channels and the DFT coefficients of bin ``b`` of
-    ``|X(k)|^2 / (H W)^2`` of the mean-removed channels (see :mod:`the module
-    <lipreg.train.metrics.spectral>` for the bins), computed in float64 on the CPU.
+    ``|P(k)|^2 / (H W)^2``, ``P`` the DFT of a channel's periodic component (see :mod:`the
+    module <lipreg.train.metrics.spectral>` for the decomposition and the bins), computed in
+    float64 on the CPU.
 
-    ``(count * power).sum()`` is the mean pixel variance of the channels (Parseval); white
-    noise of variance ``sigma^2`` has the flat spectrum ``sigma^2 / (H W)``.
+    ``(count * power).sum()`` is the mean pixel variance of the periodic components (of the
+    images themselves when their opposite borders agree).
     """
     return _spectrum(check_images(images, "images", MIN_SIDE))
+
+
+@functools.lru_cache(maxsize=16)
+def _inverse_laplacian(height: int, width: int) -> Tensor:
+    """``1 / (2 cos(2 pi k_y / H) + 2 cos(2 pi k_x / W) - 4)`` on the ``rfft2`` grid
+    ``[H, W // 2 + 1]``, 0 at ``k = 0``."""
+    ky = torch.arange(height, dtype=torch.float64)[:, None]
+    kx = torch.arange(width // 2 + 1, dtype=torch.float64)[None, :]
+    eigen = 2 * torch.cos(2 * math.pi * ky / height) + 2 * torch.cos(2 * math.pi * kx / width) - 4
+    eigen[0, 0] = math.inf
+    return 1 / eigen
 
 
 def _spectrum(x: Tensor) -> RadialSpectrum:
     n, c, h, w = x.shape
     half = w // 2 + 1
+    smooth = _inverse_laplacian(h, w)
     total = torch.zeros(h, half, dtype=torch.float64)
     for part in torch.split(x.detach(), max(1, _CHUNK // (c * h * w))):
-        y = part.to("cpu", torch.float64)
-        y = y - y.mean((-2, -1), keepdim=True)
+        u = part.to("cpu", torch.float64)
+        jumps = torch.zeros_like(u)  # v: the jumps across the borders of the periodic image
+        jumps[..., 0, :] = u[..., -1, :] - u[..., 0, :]
+        jumps[..., -1, :] = -jumps[..., 0, :]
+        columns = u[..., :, -1] - u[..., :, 0]
+        jumps[..., :, 0] += columns
+        jumps[..., :, -1] -= columns
+        # P = U - V / eigenvalues; the mean changes P(0) only, which is in no bin
+        periodic = torch.fft.rfft2(u) - torch.fft.rfft2(jumps) * smooth
         # summed over a leading axis of contiguous rows: several times faster than over the
         # axes 0, 1 and -1 at once
-        parts = torch.view_as_real(torch.fft.rfft2(y)).reshape(-1, 2 * h * half)
+        parts = torch.view_as_real(periodic).reshape(-1, 2 * h * half)
         total += parts.square().sum(0).view(h, half, 2).sum(2)
-    # the real input's other half: |X(-k_y, W - k_x)| = |X(k_y, k_x)|
+    # the real input's other half: |P(-k_y, W - k_x)| = |P(k_y, k_x)|
     rows = -torch.arange(h) % h
     power = torch.cat([total, total[rows, 1 : w - w // 2].flip(1)], dim=1).flatten()
     flat, count, radius, high = _bins(h, w)
