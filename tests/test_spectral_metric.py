@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from train_helpers import image_config
 
+from conftest import gaussian_blur
 from lipreg.train.data import DATASETS
 from lipreg.train.data.base import resize
 from lipreg.train.data.embedded import digits
@@ -228,14 +229,6 @@ def test_bad_input_is_refused_naming_the_argument() -> None:
 
 # --------------------------------------------------------------------------------------
 # validation: the properties reported on the docs page, in small form
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``x`` [N, 1, H, W] blurred by a Gaussian of ``sigma`` pixels (edges replicated)."""
-    t = torch.arange(-6, 7, dtype=x.dtype)
-    g = torch.exp(-(t**2) / (2 * sigma**2))
-    kernel = (g[:, None] * g[None, :] / g.sum() ** 2)[None, None]
-    return F.conv2d(F.pad(x, (6, 6, 6, 6), mode="replicate"), kernel)
 
 
 @pytest.fixture(scope="module")

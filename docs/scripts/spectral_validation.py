@@ -45,8 +45,6 @@ BLUR = (0.5, 1.0, 1.5, 2.0)  # Gaussian sigma, pixels of the 16x16 image
 BOARD = (0.01, 0.03, 0.1)  # checkerboard amplitude
 UPSAMPLE = (0.25, 0.5, 1.0)  # share t of the nearest-neighbour upsampled image
 
-Row = tuple[str, str, SpectralScores]
-
 
 def families(train: torch.Tensor) -> dict[str, list[tuple[str, torch.Tensor]]]:
     """Corrupted training digits ``[N, 1, 16, 16]`` per family, by increasing strength."""
@@ -66,7 +64,8 @@ def families(train: torch.Tensor) -> dict[str, list[tuple[str, torch.Tensor]]]:
 
 
 def print_row(name: str, strength: str, s: SpectralScores) -> None:
-    direction = "excess" if s.hf_excess > 0 else "deficit"
+    """A table row; real sets (no strength) have no direction, only noise."""
+    direction = "" if not strength else "excess" if s.hf_excess > 0 else "deficit"
     print(
         f"| {name} | {strength} | {s.distance:.2f} | {s.hf_distance:.2f} | "
         f"{s.hf_excess:+.2f} | {direction} |"
