@@ -37,6 +37,7 @@ from lipreg.penalty import BanachGP, GradientPenalty, PenaltyStats, Stats
 from lipreg.sampling import Sampler, interpolate
 from lipreg.scaling import GammaScale, scale_by_gamma
 from lipreg.spectral import ConvGeometry, circular_conv_norm, conv_lipschitz_bound
+from lipreg.subsample import Subsampled
 from lipreg.zero_centred import BanachR1, BanachR1R2, BanachR2, R1R2Stats, ZeroCentredStats
 
 __version__ = "0.1.0"
@@ -66,6 +67,7 @@ __all__ = [
     "Sampler",
     "Sobolev",
     "Stats",
+    "Subsampled",
     "WeightClip",
     "ZeroCentredStats",
     "__version__",
