@@ -98,7 +98,10 @@ def draw(
 def validation(out: Path) -> None:
     train = resize(digits("train")[0], SIDE)
     quality = SpectralQuality(resize(digits("test")[0], SIDE))
-    print("| set | strength | spectral distance (dB) | HF distance (dB) | HF excess (dB) | |")
+    print(
+        "| set | strength | spectral distance (dB) | HF distance (dB) | HF excess (dB) "
+        "| direction |"
+    )
     print("|---|---|---:|---:|---:|---|")
     real = quality(train)
     print_row("training digits (real)", "", real)

@@ -309,7 +309,7 @@ Y_LABELS = {
     "metric/swd": "SWD x 1e3",
     "metric/spectral_distance": "spectral distance (dB)",
     "metric/spectral_hf_distance": "high-frequency distance (dB)",
-    "metric/spectral_hf_excess": "high-frequency excess (dB)",
+    "metric/spectral_hf_excess": "high-frequency excess (dB; 0: as real)",
 }
 
 #: Horizontal reference lines of :func:`plot_scalars`: the value of real data for signed
