@@ -29,6 +29,13 @@ setup_module, teardown_module = one_thread, restore_threads
 NAME = INCEPTION_WEIGHTS.filename
 BODY = b"stand-in inception weights" * 100
 METRICS = {"metric/is", "metric/is_std", "metric/fid", "metric/kid", "metric/kid_std"}
+# the metrics of every image evaluation
+QUICK = {
+    "metric/swd",
+    "metric/spectral_distance",
+    "metric/spectral_hf_distance",
+    "metric/spectral_hf_excess",
+}
 
 
 @pytest.fixture
@@ -113,7 +120,7 @@ def test_every_evaluation_has_is_fid_kid_by_default(
     assert trainer.config.inception  # the default
     assert ev.weights == cache_dir() / NAME
     assert ev.note.startswith("IS/FID/KID with torch-fidelity's Inception weights")
-    assert set(ev.evaluate(0, trainer.sampler)) == METRICS | {"metric/swd"}
+    assert set(ev.evaluate(0, trainer.sampler)) == METRICS | QUICK
     assert fidelity["path"] == str(cache_dir() / NAME)
     evaluator(tmp_path / "run")  # a second run: the cache, no download
     assert served.requests == [f"/{NAME}"]
@@ -124,12 +131,12 @@ def test_no_inception_and_offline_weights(
 ) -> None:
     trainer, ev = evaluator(tmp_path / "run", inception=False)
     assert ev.weights is None and ev.note == ""
-    assert set(ev.evaluate(0, trainer.sampler)) == {"metric/swd"}
+    assert set(ev.evaluate(0, trainer.sampler)) == QUICK
     assert "path" not in fidelity  # never built
     local = tmp_path / "local.pth"
     local.write_bytes(b"mine")
     trainer, ev = evaluator(tmp_path / "run", inception_weights=str(local))
-    assert set(ev.evaluate(0, trainer.sampler)) == METRICS | {"metric/swd"}
+    assert set(ev.evaluate(0, trainer.sampler)) == METRICS | QUICK
     assert fidelity["path"] == str(local)
     assert served.requests == []  # nothing downloaded by either
 
