@@ -8,10 +8,9 @@ other with two threads each); ``--jobs 1`` runs them one after the other in this
 
 The clock of a run counts its training iterations only: building the trainer (including
 the estimate of lam and gamma from the data) and every evaluation are outside it. On digits
-an evaluation is the digits quality metric alone (lipreg.train.metrics.digits) of
-``eval_samples`` samples from the weight average: the trainer's own evaluation would add the
-sliced Wasserstein distance, which takes about a minute per evaluation on one core and is
-not what these studies compare.
+an evaluation is the digits quality metric and the spectral metric
+(lipreg.train.metrics.digits and .spectral, the evaluator's ``scores``) of ``eval_samples``
+samples from the weight average, without writing sample grids.
 """
 
 from __future__ import annotations
