@@ -2,7 +2,7 @@
 that of real images, in decibels, at every frequency the images hold.
 
 The digits metric and the Inception metrics judge images through a network that sees a
-reduced image (the digits classifier 8x8 block means); pixel-level noise, checkerboards and
+reduced image (the digits classifier sees 8x8 block means); pixel-level noise, checkerboards and
 blur live at frequencies they barely see. The one-dimensional ("reduced", "azimuthally
 integrated") power spectrum is the established tool for these: Durall et al. 2020 ("Watch
 your up-convolution", CVPR) integrate the DFT power over circles of radius ``|f|`` and show
@@ -21,10 +21,11 @@ is therefore first reduced to its periodic component ``p = u - s`` (Moisan 2011,
 smooth image decomposition", J. Math. Imaging Vis. 39): ``s`` is the smooth image whose
 periodic Laplacian is the border jumps, ``v(0, .) = u(H-1, .) - u(0, .)``,
 ``v(H-1, .) = -v(0, .)``, likewise for the columns, ``v = 0`` inside; in the Fourier domain
-``S(k) = V(k) / (2 cos(2 pi k_y / H) + 2 cos(2 pi k_x / W) - 4)``, ``S(0) = 0``. An image without
-border jumps is its own periodic component. With ``P(k) = U(k) - S(k)``, the DFT of ``p``
-(``U(k) = sum_n u(n) exp(-2 pi i (k_y n_y / H + k_x n_x / W))``), the power of coefficient ``k``
-is ``|P(k)|^2 / (H W)^2``; over ``k != 0`` these sum to the pixel variance of ``p``
+``s_hat(k) = v_hat(k) / (2 cos(2 pi k_y / H) + 2 cos(2 pi k_x / W) - 4)``, ``s_hat(0) = 0``.
+An image without border jumps is its own periodic component. With
+``p_hat(k) = u_hat(k) - s_hat(k)``, the DFT of ``p``
+(``u_hat(k) = sum_n u(n) exp(-2 pi i (k_y n_y / H + k_x n_x / W))``), the power of coefficient
+``k`` is ``|p_hat(k)|^2 / (H W)^2``; over ``k != 0`` these sum to the pixel variance of ``p``
 (Parseval). Coefficient ``k`` has the frequency ``f(k) = (fftfreq(H)[k_y], fftfreq(W)[k_x])`` in
 cycles per pixel and the radius ``rho = |f|``, from 0 to the corner ``sqrt(2) / 2`` (for even
 sides). Bins have the width ``Delta = 1 / min(H, W)``: coefficient ``k != 0`` falls in bin
@@ -51,8 +52,8 @@ The scores (:class:`SpectralQuality`). With the spectra ``S_g`` of the samples a
 the real images, each raised by the noise floor ``eps = noise_floor / (H W)`` per coefficient
 (default: the quantisation noise of 8-bit images in ``[-1, 1]``, ``(2/255)^2 / 12``, spread
 evenly over the ``H W`` coefficients -- power below it does not survive being saved as an
-8-bit image, and it keeps the ratio finite where a spectrum is exactly zero, e.g. the top bin
-of a nearest-neighbour upsampled image), the log ratio per bin is
+8-bit image, and it keeps the ratio finite where a spectrum is exactly zero, e.g. for flat
+images), the log ratio per bin is
 ``d(b) = 10 log10((S_g(b) + eps) / (S_r(b) + eps))`` dB, and with ``H`` the bins whose
 frequencies all lie above half the axis Nyquist frequency, ``(b - 1/2) Delta >= 1/4`` (the
 octave an image at half the resolution cannot hold, plus the corners):
@@ -127,7 +128,7 @@ def _bins(height: int, width: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 def radial_power_spectrum(images: Tensor) -> RadialSpectrum:
     """The radially averaged power spectrum of ``images`` ``[N, C, H, W]`` (``H, W >= 4``):
     ``S(b)``, the mean over images, channels and the DFT coefficients of bin ``b`` of
-    ``|P(k)|^2 / (H W)^2``, ``P`` the DFT of a channel's periodic component (see :mod:`the
+    ``|p_hat(k)|^2 / (H W)^2``, ``p_hat`` the DFT of a channel's periodic component (see :mod:`the
     module <lipreg.train.metrics.spectral>` for the decomposition and the bins), computed in
     float64 on the CPU.
 
@@ -161,13 +162,13 @@ def _spectrum(x: Tensor) -> RadialSpectrum:
         columns = u[..., :, -1] - u[..., :, 0]
         jumps[..., :, 0] += columns
         jumps[..., :, -1] -= columns
-        # P = U - V / eigenvalues; the mean changes P(0) only, which is in no bin
+        # p_hat = u_hat - v_hat / eigenvalues; the mean changes p_hat(0) only, in no bin
         periodic = torch.fft.rfft2(u) - torch.fft.rfft2(jumps) * smooth
         # summed over a leading axis of contiguous rows: several times faster than over the
         # axes 0, 1 and -1 at once
         parts = torch.view_as_real(periodic).reshape(-1, 2 * h * half)
         total += parts.square().sum(0).view(h, half, 2).sum(2)
-    # the real input's other half: |P(-k_y, W - k_x)| = |P(k_y, k_x)|
+    # the real input's other half: |p_hat(-k_y, W - k_x)| = |p_hat(k_y, k_x)|
     rows = -torch.arange(h) % h
     power = torch.cat([total, total[rows, 1 : w - w // 2].flip(1)], dim=1).flatten()
     flat, count, radius, high = _bins(h, w)
