@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from train_helpers import image_config
+from train_helpers import image_config, write_cifar
 
 from conftest import gaussian_blur
 from lipreg.train.data import DATASETS
@@ -297,6 +297,22 @@ def test_digits_evaluations_compare_with_the_held_out_digits(tmp_path: Path) -> 
     fake = evaluator.generate(trainer.sampler)
     assert evaluator.scores(fake) == values  # nothing slow was left out on digits
     assert SpectralQuality(held_out)(fake).scalars().items() <= values.items()
+
+
+def test_cifar10_evaluations_compare_with_its_test_batch(tmp_path: Path) -> None:
+    from lipreg.train.loop import Trainer
+
+    batches = write_cifar(tmp_path / "cifar-10-batches-py", n=4)
+    config = image_config(
+        tmp_path / "run", data="cifar10", data_root=str(tmp_path), data_size=None, eval_samples=8
+    )
+    evaluator = Trainer(config).evaluator(tmp_path / "run")
+    assert evaluator.spectral is not None
+    pixels = batches["test_batch"][b"data"]
+    assert isinstance(pixels, np.ndarray)
+    test = torch.from_numpy(pixels).view(4, 3, 32, 32)
+    expected = radial_power_spectrum(resize(test.float() / 127.5 - 1, 8)).power
+    assert torch.allclose(evaluator.spectral.reference.power, expected, rtol=1e-6)
 
 
 def test_patch_evaluations_compare_with_the_real_subset(tmp_path: Path) -> None:
