@@ -38,6 +38,7 @@ from lipreg.train.data import load_dataset
 from lipreg.train.data.base import resize
 from lipreg.train.data.embedded import digits
 from lipreg.train.metrics.spectral import SpectralQuality, SpectralScores
+from lipreg.train.plots import image_grid
 
 SIDE = 16
 NOISE = (0.01, 0.03, 0.1, 0.3)  # standard deviation; pixel values span [-1, 1]
@@ -127,13 +128,15 @@ def validation(out: Path) -> None:
 
 
 def runs(directories: list[Path], out: Path) -> None:
-    """Scores and draws the final weight average of each run in ``directories``."""
+    """Scores and draws the final weight average of each run in ``directories``, with the
+    first 32 samples of each beside 32 held-out digits."""
     from lipreg.train.loop import Trainer
 
     print("| run | digits FID | spectral distance (dB) | HF distance (dB) | HF excess (dB) "
           "| power ratio at radius 1/2 | in the top bin |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|")
     rows = []
+    grids = [("held-out digits", resize(digits("test")[0][:32], SIDE))]
     for run in directories:
         state = checkpoint.load(run / "checkpoint.pt")
         trainer = Trainer(TrainConfig.from_saved(state["config"]), state)
@@ -149,11 +152,20 @@ def runs(directories: list[Path], out: Path) -> None:
             f"{s.hf_excess:+.2f} | {float(ratio[nyquist]):.1f}x | {float(ratio[-1]):.1f}x |"
         )
         rows.append((f"{run.name}: {s.hf_excess:+.1f} dB", s))
+        grids.append(
+            (f"{run.name}: digits FID {fid:.1f}, HF excess {s.hf_excess:+.1f} dB", fake[:32])
+        )
         trainer.close()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    fig = plt.figure(figsize=(4 * len(grids), 6.8), constrained_layout=True)
+    top, bottom = fig.subfigures(2, 1, height_ratios=(4, 2.6))
+    axes = top.subplots(1, 2)
     draw((axes[0], axes[1]), rows[0][1], rows)
     axes[1].legend(fontsize="small")
-    fig.suptitle("samples of trained runs (1,000, weight average) against the held-out digits")
+    top.suptitle("1,000 samples of each run's weight average against the held-out digits")
+    for ax, (title, images) in zip(bottom.subplots(1, len(grids)), grids, strict=True):
+        ax.imshow(image_grid(images, nrow=8)[:, :, 0].numpy(), cmap="gray", interpolation="nearest")
+        ax.set_title(title, fontsize="small")
+        ax.axis("off")
     fig.savefig(out / "spectral_main_job.png", dpi=100)
 
 
