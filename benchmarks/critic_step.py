@@ -12,7 +12,9 @@ the interquartile range of the per-round ratios is printed beside each.
 Groups (the first row of each is its reference):
 
 - main: every method at ``--batch``, against the hand-written l2 GP. The project's targets:
-  Wasserstein-2 penalty <= 1.10, finite-difference penalty <= 0.75.
+  Wasserstein-2 penalty <= 1.10, finite-difference penalty <= 0.75. A second table gives
+  the derivative-free R1's (``ApproxR1``) extra cost over a step without penalty as a
+  fraction of the exact R1's (``BanachR1``) extra cost, per round; target <= 0.45.
 - lazy: ``Lazy(..., every=16)`` against a step with no penalty, both timed over 16
   consecutive steps per round (the amortised cost; target <= 1.15), and the eager
   hand-written GP over the same 16 steps for scale.
@@ -39,6 +41,7 @@ from torch import Tensor, nn
 import lipreg
 from lipreg import (
     L2,
+    ApproxR1,
     BanachGP,
     BanachR1,
     CTransformLoss,
@@ -75,8 +78,10 @@ def wgan(penalty: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None) -
     return loss
 
 
-def finite_difference(penalty: FiniteDifferenceGP) -> Loss:
-    """The WGAN loss with the finite-difference penalty reusing the loss's scores."""
+def reusing_scores(penalty: nn.Module) -> Loss:
+    """The WGAN loss with a penalty that takes the loss's scores ``d_real`` / ``d_fake``
+    (the finite-difference and the derivative-free penalties), so it runs no forward pass
+    at the unperturbed points."""
 
     def loss(critic: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
         d_real: Tensor = critic(real)
@@ -154,6 +159,14 @@ def run(groups: list[list[Variant]], rounds: int, warmup: int) -> None:
             v.times.append(v.step())
 
 
+def spread(ratios: list[float]) -> str:
+    """The interquartile range of per-round ratios as text (``-`` for a single round)."""
+    if len(ratios) < 2:
+        return "-"
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return f"{q1:.3f} - {q3:.3f}"
+
+
 def report(groups: list[list[Variant]]) -> str:
     lines = [
         "| variant | batch | steps per round | median step (s) | ratio to reference "
@@ -163,11 +176,39 @@ def report(groups: list[list[Variant]]) -> str:
     for reference, *others in groups:
         for v in (reference, *others):
             ratios = [t / b for t, b in zip(v.times, reference.times, strict=True)]
-            q1, _, q3 = statistics.quantiles(ratios, n=4)
             lines.append(
                 f"| {v.name} | {v.real.shape[0]} | {v.steps} | {statistics.median(v.times):.3f} "
-                f"| {statistics.median(ratios):.3f} | {q1:.3f} - {q3:.3f} |"
+                f"| {statistics.median(ratios):.3f} | {spread(ratios)} |"
             )
+    return "\n".join(lines)
+
+
+PLAIN = "no penalty (plain WGAN loss)"
+EXACT_R1 = "BanachR1(L2, gamma=10)"
+
+
+def extra_costs(group: list[Variant]) -> str:
+    """The derivative-free penalties' extra cost over a step without penalty, as a fraction
+    of the exact R1's extra cost: per round ``(t - t_plain) / (t_R1 - t_plain)``, the median
+    over rounds (target <= 0.45)."""
+    by_name = {v.name: v for v in group}
+    plain, exact = by_name[PLAIN], by_name[EXACT_R1]
+    lines = [
+        f"| variant | extra cost / {EXACT_R1}'s extra cost | IQR |",
+        "| --- | ---: | ---: |",
+    ]
+    for v in group:
+        if not v.name.startswith("ApproxR1"):
+            continue
+        ratios = [
+            (t - p) / (e - p)
+            for t, p, e in zip(v.times, plain.times, exact.times, strict=True)
+            if e > p
+        ]
+        if not ratios:
+            lines.append(f"| {v.name} | n/a (R1 was never slower than no penalty) | - |")
+            continue
+        lines.append(f"| {v.name} | {statistics.median(ratios):.3f} | {spread(ratios)} |")
     return "\n".join(lines)
 
 
@@ -213,14 +254,23 @@ def main() -> None:
         row("BanachGP(Lp(10)), auto", wgan(BanachGP(Lp(10), lam="auto", gamma="auto"))),
         row("BanachGP(L2, one_sided=True) (WGAN-LP)", wgan(BanachGP(L2(), one_sided=True))),
         row("BanachGP(L2, sampling='dragan') (DRAGAN)", wgan(BanachGP(L2(), sampling="dragan"))),
-        row("BanachR1(L2, gamma=10)", wgan(BanachR1(L2(), gamma=10.0))),
+        row(EXACT_R1, wgan(BanachR1(L2(), gamma=10.0))),
+        row("ApproxR1(L2, gamma=10), scores reused", reusing_scores(ApproxR1(L2(), 10.0))),
+        row(
+            "ApproxR1(Sobolev(s=-1.5), gamma=10), scores reused",
+            reusing_scores(ApproxR1(Sobolev(s=-1.5), 10.0)),
+        ),
+        row(
+            "ApproxR1(L2, gamma=10, antithetic=True)",
+            reusing_scores(ApproxR1(L2(), 10.0, antithetic=True)),
+        ),
         row("BanachGP(Wasserstein2()), lam=10, gamma=1", wgan(BanachGP(Wasserstein2()))),
         row(
             "FiniteDifferenceGP(L2), real-fake, scores reused",
-            finite_difference(FiniteDifferenceGP(L2())),
+            reusing_scores(FiniteDifferenceGP(L2())),
         ),
         row("CTransformLoss(L2)", c_transform_loss(CTransformLoss(L2()))),
-        row("no penalty (plain WGAN loss)", wgan()),
+        row(PLAIN, wgan()),
         row("WeightClip(c=0.01)", wgan(), after_step=lambda c: WeightClip(c, 0.01).clip),
         row("spectral_normalize(conv='power')", wgan(), transform=spectral_normalize),
     ]
@@ -234,7 +284,7 @@ def main() -> None:
         )
     k = args.lazy_every
     lazy_group = [
-        row("no penalty (plain WGAN loss)", wgan(), steps=k),
+        row(PLAIN, wgan(), steps=k),
         row(f"Lazy(BanachGP(L2), every={k})", wgan(Lazy(BanachGP(L2()), every=k)), steps=k),
         row(f"Lazy(BanachR1(L2), every={k})", wgan(Lazy(BanachR1(L2()), every=k)), steps=k),
         row("hand-written WGAN-GP (eager)", wgan(hand_written_gp), steps=k),
@@ -258,6 +308,8 @@ def main() -> None:
         f" ({cpu}, {torch.get_num_threads()} threads), {args.rounds} rounds\n"
     )
     print(report(groups))
+    print()
+    print(extra_costs(main_group))
 
 
 if __name__ == "__main__":

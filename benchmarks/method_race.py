@@ -3,18 +3,23 @@
 Every method trains the README's main job (the preset bwgan-digits: scikit-learn's digits at
 16x16, the DCGAN pair, Adam, 5 critic steps per generator step, the drift term, the weight
 average, the digits quality metric) with its own regulariser, loss and constants as
-published (the table METHODS, with sources); nothing else differs. The questions: which
+published (the table METHODS, with sources); nothing else differs. ``--data fashion-mnist``
+races on Fashion-MNIST (its preset and metric). The questions: which
 method gives the best quality per second, and does one reach WGAN-GP's final
 quality in at most half of WGAN-GP's wall time?
 
 The budget ("--budget wall", the default) is a common wall-clock budget: WGAN-GP trains
 --steps generator steps, and every other method as many steps as fit in the same time,
-from the time per iteration of each method measured single-threaded here before the race
-(its learning-rate decay spans its own steps, so every run ends its schedule). A common
-number of steps would cut the cheap methods (weight clipping, spectral normalisation, the
-c-transform: about a third of a gradient penalty's step) off at a third of WGAN-GP's time,
-before the half of it that the goal asks about; a common time asks what a user with a time
-budget gets. "--budget steps" gives every method --steps steps instead.
+from the time per iteration of each method measured before the race in the race's own
+conditions (_study.probe_all: the same worker processes, as many at a time, after a
+warm-up, in two rounds of shuffled order); its learning-rate decay spans its own steps, so
+every run ends its schedule. A common number of steps would cut the cheap methods (weight
+clipping, spectral normalisation, the c-transform: about a third of a gradient penalty's
+step) off at a third of WGAN-GP's time, before the half of it that the goal asks about; a
+common time asks what a user with a time budget gets. "--budget steps" gives every method
+--steps steps instead. The table states the budget each method achieved (its mean training
+seconds over WGAN-GP's); --plan FILE reruns the steps planned in a saved race (its JSON), so
+a rerun trains the same steps.
 
 Time is measured fairly: every run is single-threaded and its clock counts the CPU seconds
 of its training iterations only (building the trainer, with the estimate of lam and gamma,
@@ -23,29 +28,35 @@ another run on the other core (--jobs 2, the default) or other load does not inf
 would the wall time. (Two runs side by side still share the caches and memory bandwidth;
 --jobs 1 avoids even that, at twice the duration.)
 
-Outputs in --out: method_race.json (every run's evaluation history; --redraw reads it back),
+Outputs in --out (default runs/DATA/race): method_race.json (every run's evaluation history;
+--redraw reads it back), method_race_generators.pt (every run's final generator; --rescore),
 method_race.md (the tables and the answer to the goal), and in --figures (default: --out)
-method_race.png (digits FID against training seconds, mean over seeds with a 95 % band).
---dry-run measures the time per iteration and prints the estimated duration only.
+method_race.png (digits FID against training seconds, mean over seeds with a 95 % band)
+and, when the spectral metric was measured, method_race_spectral.png (final FID against
+final high-frequency excess). --dry-run measures the time per iteration and prints the
+estimated duration only.
 
-    python benchmarks/method_race.py --out runs/method-race          # the full race
-    python benchmarks/method_race.py --quick --out /tmp/race-quick   # a tiny version, seconds
-    python benchmarks/method_race.py --redraw --out runs/method-race # tables and plot again
+    python benchmarks/method_race.py --out runs/digits/race           # the full race
+    python benchmarks/method_race.py --quick --out /tmp/race-quick    # a tiny version, seconds
+    python benchmarks/method_race.py --redraw --out runs/digits/race  # tables and plot again
+    python benchmarks/method_race.py --rescore --out runs/digits/race # new metrics, kept runs
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import _options
+import _stats
 import _study
-from _study import CLASSES, FID, Run
+from _records import Run, machine
+from _stats import HF_EXCESS, Metric
 
 BASELINE = "WGAN-GP"
 PLAIN = {"norm": "l2", "lam": 10.0, "gamma": 1.0}
@@ -97,25 +108,37 @@ METHODS: dict[str, tuple[dict[str, Any], str]] = {
 }
 """Every method's changes to the preset and where its constants come from (not tuned here)."""
 
+# ---- entry point: the derivative-free penalties (issue 19) --------------------------------
+# Each is the exact method's configuration with the penalty's trainer name swapped, so that
+# the two differ in the derivative alone (same loss, same gamma). The names are those the
+# trainer is to give them; a study takes a method once lipreg.train.penalties.PENALTIES has
+# its penalty (available()), and its own settings (e.g. sigma) are added here.
+DERIVATIVE_FREE: dict[str, tuple[str, dict[str, Any]]] = {
+    "approx R1": ("R1", {**METHODS["R1"][0], "penalty": "approx-r1"}),
+    "approx R2": ("R2", {**METHODS["R2"][0], "penalty": "approx-r2"}),
+    "approx R1+R2": ("R1+R2", {**METHODS["R1+R2"][0], "penalty": "approx-r1r2"}),
+}
+"""Every derivative-free method: the exact method it approximates and its changes to the
+preset."""
+
+
+def available(overrides: dict[str, Any]) -> bool:
+    """Whether the trainer has the penalty of a method's ``overrides``."""
+    from lipreg.train.penalties import PENALTIES
+
+    return overrides.get("penalty", "gp") in PENALTIES
+
+
 STEPS, SEEDS, JOBS, EVALS, FID_THRESHOLD = 500, 5, 2, 20, 100.0
 """Defaults: 13 methods x 5 seeds, two at a time, each as long as 500 WGAN-GP steps: about 75
 minutes on 2 quiet cores at the per-iteration times measured for docs/studies.md."""
 
 
-def budgeted(steps: int, probes: dict[str, _study.Probe], budget: str) -> dict[str, int]:
-    """Every method's generator steps: ``steps`` for all (``budget="steps"``), or as many as
-    fit in WGAN-GP's time for ``steps`` at each method's CPU time per iteration."""
-    if budget == "steps":
-        return dict.fromkeys(probes, steps)
-    seconds = steps * probes[BASELINE].cpu
-    return {name: max(1, round(seconds / p.cpu)) for name, p in probes.items()}
-
-
 # ---- report ------------------------------------------------------------------------------
 
 
-def times_to(runs: Sequence[Run], threshold: float) -> list[float | None]:
-    return [_study.time_to(r, FID, threshold) for r in runs]
+def times_to(runs: Sequence[Run], key: str, threshold: float) -> list[float | None]:
+    return [_stats.time_to(r, key, threshold) for r in runs]
 
 
 def reach(times: Sequence[float | None]) -> str:
@@ -123,19 +146,20 @@ def reach(times: Sequence[float | None]) -> str:
     got = [t for t in times if t is not None]
     if not got:
         return f"never (0/{len(times)})"
-    return f"{_study.fmt(*_study.mean_ci(got), 0)} s ({len(got)}/{len(times)})"
+    return f"{_stats.fmt(*_stats.mean_ci(got), 0)} s ({len(got)}/{len(times)})"
 
 
-def goal(groups: dict[str, list[Run]]) -> tuple[str, float, float]:
-    """The plain answer to the goal, WGAN-GP's mean final FID and half its mean time."""
+def goal(groups: dict[str, list[Run]], quality: Metric) -> tuple[str, float, float]:
+    """The plain answer to the goal, WGAN-GP's mean final ``quality`` (the FID-like metric)
+    and half its mean time."""
     base = groups[BASELINE]
-    target = statistics.fmean(r.final(FID) for r in base)
+    target = statistics.fmean(r.final(quality.key) for r in base)
     half = statistics.fmean(r.seconds for r in base) / 2
     results = []  # (name, seeds within half the time, seeds reaching, mean time to reach)
     for name, runs in groups.items():
         if name == BASELINE:
             continue
-        times = times_to(runs, target)
+        times = times_to(runs, quality.key, target)
         got = [t for t in times if t is not None]
         within = sum(t <= half for t in got)
         results.append((name, within, len(got), statistics.fmean(got) if got else math.inf))
@@ -144,8 +168,8 @@ def goal(groups: dict[str, list[Run]]) -> tuple[str, float, float]:
     if not math.isfinite(target):
         return "WGAN-GP diverged (FID inf at the end): there is no quality to reach.", target, half
     head = (
-        f"WGAN-GP ends at digits FID {target:.1f} (mean of {n} seeds) after {2 * half:.0f} s "
-        f"of training on average; half of that is {half:.0f} s. "
+        f"WGAN-GP ends at {quality.label} {target:.1f} (mean of {n} seeds) after "
+        f"{2 * half:.0f} s of training on average; half of that is {half:.0f} s. "
     )
     winners = [f"{name} ({mean:.0f} s on average)" for name, w, _, mean in results if w == n]
     if winners:
@@ -162,51 +186,91 @@ def goal(groups: dict[str, list[Run]]) -> tuple[str, float, float]:
     return head + answer, target, half
 
 
+Threshold = Callable[[Run], float]
+"""A run's threshold (the same for every run, or e.g. its seed's reference value)."""
+
+
+def constant(value: float) -> Threshold:
+    return lambda run: value
+
+
+def race_table(
+    groups: dict[str, list[Run]],
+    metrics: Sequence[Metric],
+    reference: str,
+    thresholds: dict[str, Threshold],
+    within: tuple[str, Threshold],
+    called: str | None = None,
+) -> list[str]:
+    """Markdown lines: per setting its steps, ms per step, the budget it achieved (its mean
+    training seconds over ``reference``'s, which the header calls ``called``), every metric
+    at the end, the time to each of ``thresholds`` of the FID-like metric ``metrics[0]`` (by
+    column title), and how many seeds reach the last threshold within ``within``'s seconds
+    (column title, seconds)."""
+    quality = metrics[0]
+    budget = _stats.budgets(groups, reference)
+    title, limit = within
+    lines = [
+        f"| method | steps | ms per step | time (x {called or reference}'s) | "
+        + " | ".join(f"{m.label} at the end" for m in metrics)
+        + " | "
+        + " | ".join(f"time to {name}" for name in thresholds)
+        + f" | {title} |",
+        "| --- |" + " ---: |" * (4 + len(metrics) + len(thresholds)),
+    ]
+    for name, group in groups.items():
+        per_step = statistics.fmean(1e3 * r.seconds / max(r.steps, 1) for r in group)
+        finals = [_stats.cell([r.final(m.key) for r in group]) for m in metrics]
+        times = [[_stats.time_to(r, quality.key, t(r)) for r in group] for t in thresholds.values()]
+        inside = sum(t is not None and t <= limit(r) for t, r in zip(times[-1], group, strict=True))
+        lines.append(
+            f"| {name} | {group[0].steps} | {per_step:.0f} | {budget[name]:.2f} | "
+            + " | ".join(finals)
+            + " | "
+            + " | ".join(reach(t) for t in times)
+            + f" | {inside}/{len(group)} |"
+        )
+    return lines
+
+
 def report(runs: list[Run], meta: dict[str, Any]) -> str:
     """The Markdown tables and the goal's answer."""
-    groups = _study.by_name(runs)
+    groups = _stats.by_name(runs)
+    data = _options.dataset_of(meta)
+    metrics = _stats.present(runs, data.metrics)
     threshold = float(meta.get("fid_threshold", FID_THRESHOLD))
-    answer, target, half = goal(groups)
+    answer, target, half = goal(groups, data.quality)
     seeds = len(groups[BASELINE])
+    thresholds = {
+        f"FID <= {threshold:g}": constant(threshold),
+        f"FID <= {target:.1f} (WGAN-GP's)": constant(target),
+    }
     lines = [
-        "# Method race on the digits",
+        f"# Method race on {data.title}",
         "",
         f"`{meta.get('command', '')}`",
         "",
-        f"Machine: {meta.get('machine', '?')}. Preset `{_study.PRESET}`, budget "
+        f"Machine: {meta.get('machine', '?')}. Preset `{data.preset}`, budget "
         f"{meta.get('budget', '?')}: WGAN-GP trains {meta.get('steps', '?')} generator steps, "
         f"{seeds} seeds, {meta.get('jobs', '?')} run(s) at a time, one thread each; times "
         "count training iterations only.",
         "",
         f"**Goal.** {answer}",
         "",
-        "| method | steps | ms per step | digits FID at the end | classes at the end "
-        f"| time to FID <= {threshold:g} | time to FID <= {target:.1f} (WGAN-GP's) "
-        f"| within {half:.0f} s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name, group in groups.items():
-        steps = group[0].steps
-        per_step = statistics.fmean(1e3 * r.seconds / max(r.steps, 1) for r in group)
-        fid = _study.cell([r.final(FID) for r in group])
-        classes = _study.cell([r.final(CLASSES) for r in group])
-        to_goal = times_to(group, target)
-        within = sum(t is not None and t <= half for t in to_goal)
-        lines.append(
-            f"| {name} | {steps} | {per_step:.0f} | {fid} | {classes} "
-            f"| {reach(times_to(group, threshold))} | {reach(to_goal)} | {within}/{len(group)} |"
-        )
-    lines += [
+        *race_table(
+            groups, metrics, BASELINE, thresholds, (f"within {half:.0f} s", constant(half))
+        ),
         "",
         "Times are the training seconds at the first evaluation at or below the FID, mean ± "
         "95 % t interval over the seeds that reach it (k/n: how many do); 'never' when none "
-        "does within the budget. Final values: mean ± 95 % t interval over seeds.",
+        "does within the budget. Final values: mean ± 95 % t interval over seeds. The "
+        f"budget achieved is a method's mean training seconds over {BASELINE}'s.",
         "",
         "At the end of the common budget, every method against WGAN-GP, paired by seed:",
-        "",
-        *_study.paired_table(groups, FID, "digits FID", "lower", BASELINE),
-        "",
-        *_study.paired_table(groups, CLASSES, "classes reached", "higher", BASELINE),
+    ]
+    for m in metrics:
+        lines += ["", *_stats.paired_table(groups, m, BASELINE)]
+    lines += [
         "",
         "| method | settings and source |",
         "| --- | --- |",
@@ -224,37 +288,31 @@ PANELS = {
 """The figure's two panels and which methods each shows (WGAN-GP, the reference, in both)."""
 
 
-def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> Path:
-    """Digits FID against training seconds for every method: the mean over seeds at each
-    evaluation (and the mean time of it), with a 95 % band; gradient penalties on the left,
-    constraints and the c-transform on the right, WGAN-GP in both."""
+def mathtext(name: str) -> str:
+    """``name`` with W^{-3/2,2} as mathtext, for a legend."""
+    return re.sub(r"(\w\^\{[^}]*\})", r"$\1$", name)
+
+
+def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> list[Path]:
+    """The FID-like metric against training seconds for every method: the mean over seeds
+    at each evaluation (and the mean time of it), with a 95 % band; gradient penalties on
+    the left, constraints and the c-transform on the right, WGAN-GP in both. With the
+    spectral metric, also :func:`plot_tradeoff`. Returns the files."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    groups = _study.by_name(runs)
-    _, target, half = goal(groups)
-    curves = {name: _study.by_step(group, FID) for name, group in groups.items()}
+    groups = _stats.by_name(runs)
+    data = _options.dataset_of(meta)
+    _, target, half = goal(groups, data.quality)
+    curves = {name: _stats.by_step(group, data.fid) for name, group in groups.items()}
     means = [y for curve in curves.values() for _, y, _ in curve if math.isfinite(y)]
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
-    colours = plt.get_cmap("tab10").colors
-    styles = ("-", "--", "-.", ":")
     for ax, (title, shows) in zip(axes, PANELS.items(), strict=True):
         names = [BASELINE] + [n for n in groups if n != BASELINE and shows(METHODS[n][0])]
-        for i, name in enumerate(names):
-            xs = [x for x, _, _ in curves[name]]
-            ys = [y for _, y, _ in curves[name]]
-            hs = [0.0 if math.isnan(h) else h for _, _, h in curves[name]]
-            colour = "black" if name == BASELINE else colours[(i - 1) % 10]
-            label = re.sub(r"(\w\^\{[^}]*\})", r"$\1$", name)  # W^{-3/2,2} as mathtext
-            width = 2 if name == BASELINE else 1.3
-            ax.plot(xs, ys, styles[i % 4], color=colour, lw=width, label=label)
-            # the band is clipped to the plot: early evaluations spread widely between seeds
-            low = [max(y - h, min(means) / 2) for y, h in zip(ys, hs, strict=True)]
-            high = [y + h for y, h in zip(ys, hs, strict=True)]
-            ax.fill_between(xs, low, high, color=colour, alpha=0.12, lw=0)
+        draw_curves(ax, {n: curves[n] for n in names}, BASELINE, min(means) / 2)
         ax.axhline(target, color="0.3", lw=0.8, ls="--")
         ax.axvline(half, color="0.3", lw=0.8, ls=":")
         ax.annotate(
@@ -278,20 +336,92 @@ def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> Path:
         ax.set_title(title)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    axes[0].set_ylabel("digits FID (lower is better)")
+    axes[0].set_ylabel(f"{data.label} (lower is better)")
     fig.suptitle(
-        f"Digits at 16x16: quality against training time (budget {meta.get('budget', '?')}; "
+        f"{data.heading}: quality against training time (budget {meta.get('budget', '?')}; "
         "mean over seeds, 95 % band)"
     )
     fig.tight_layout()
     path = out / "method_race.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    spectral = plot_tradeoff(groups, data.quality, BASELINE, out / "method_race_spectral.png")
+    return [path] if spectral is None else [path, spectral]
+
+
+Curve = list[tuple[float, float, float]]
+
+
+def draw_curves(ax: Any, curves: dict[str, Curve], reference: str, floor: float) -> None:
+    """Each setting's curve ``(mean seconds, mean value, half-width)`` with its 95 % band on
+    ``ax``, ``reference`` in black and thicker; bands are clipped below at ``floor`` (early
+    evaluations spread widely between seeds)."""
+    import matplotlib.pyplot as plt
+
+    colours = plt.get_cmap("tab10").colors
+    styles = ("-", "--", "-.", ":")
+    for i, (name, curve) in enumerate(curves.items()):
+        xs = [x for x, _, _ in curve]
+        ys = [y for _, y, _ in curve]
+        hs = [0.0 if math.isnan(h) else h for _, _, h in curve]
+        colour = "black" if name == reference else colours[(i - 1) % 10]
+        width = 2 if name == reference else 1.3
+        ax.plot(xs, ys, styles[i % 4], color=colour, lw=width, label=mathtext(name))
+        low = [max(y - h, floor) for y, h in zip(ys, hs, strict=True)]
+        high = [y + h for y, h in zip(ys, hs, strict=True)]
+        ax.fill_between(xs, low, high, color=colour, alpha=0.12, lw=0)
+
+
+def plot_tradeoff(
+    groups: dict[str, list[Run]], quality: Metric, reference: str, path: Path
+) -> Path | None:
+    """Every setting's final ``quality`` (the FID-like metric) against its final
+    high-frequency excess, means with 95 % intervals both ways, ``reference`` in black; the
+    dashed line is real images' spectrum (excess 0). ``None`` (nothing drawn) when the runs
+    did not measure the excess."""
+    runs = [r for group in groups.values() for r in group]
+    if not _stats.present(runs, [HF_EXCESS]):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    colours = plt.get_cmap("tab20").colors
+    for i, (name, group) in enumerate(groups.items()):
+        x = _stats.finite([r.final(HF_EXCESS.key) for r in group])
+        y = _stats.finite([r.final(quality.key) for r in group])
+        if not x or not y:
+            continue
+        (mx, hx), (my, hy) = _stats.mean_ci(x), _stats.mean_ci(y)
+        colour = "black" if name == reference else colours[i % 20]
+        ax.errorbar(
+            mx,
+            my,
+            xerr=0.0 if math.isnan(hx) else hx,
+            yerr=0.0 if math.isnan(hy) else hy,
+            fmt="o",
+            color=colour,
+            capsize=3,
+            label=mathtext(name),
+        )
+    ax.axvline(0.0, color="tab:green", lw=1, ls="--", label="real images' spectrum")
+    ax.set_xlabel(f"{HF_EXCESS.label} at the end (+: more high-frequency power than real images)")
+    ax.set_ylabel(f"{quality.label} at the end (lower is better)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("Coarse quality against pixel-level noise (mean, 95 % intervals)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
     return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = _study.parser(__doc__ or "", STEPS, SEEDS, JOBS, EVALS, "runs/method-race")
+    p = _options.parser(__doc__ or "", STEPS, SEEDS, JOBS, EVALS, "race")
     p.add_argument(
         "--budget",
         choices=("wall", "steps"),
@@ -302,63 +432,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--fid-threshold",
         type=float,
-        help=f"the fixed digits FID of the time-to-quality table (default: {FID_THRESHOLD:g}; "
+        help=f"the fixed FID of the time-to-quality table (default: {FID_THRESHOLD:g}; "
         "with --redraw, the one saved with the runs)",
     )
-    args = p.parse_args(argv)
-    out: Path = args.out
-    saved = out / "method_race.json"
-    if args.redraw:
-        runs, meta = _study.load_runs(saved)
-        if args.fid_threshold is not None:
-            meta["fid_threshold"] = args.fid_threshold
-    else:
-        steps, seeds, jobs = (2, 2, 1) if args.quick else (args.steps, args.seeds, args.jobs)
+    p.add_argument(
+        "--plan",
+        type=Path,
+        help="a saved race's JSON: train the steps it planned (and report its timings) "
+        "instead of timing the methods again",
+    )
+    args = _options.parse(p, argv)
+    saved: Path = args.out / "method_race.json"
+
+    def train_study() -> _study.Study | None:
+        steps, seeds, jobs = _options.size(args)
         print(
             f"method race: {len(METHODS)} methods x {seeds} seeds, {jobs} job(s), budget "
             f"{args.budget} of WGAN-GP's {steps} steps"
         )
-        print(f"machine: {_study.machine()}")
-        probe_config = _study.base_config(**_study.study_overrides(steps, args.evals, args.quick))
-        probes = {
-            name: _study.probe(
-                dataclasses.replace(probe_config, **overrides).checked(),
-                iterations=1 if args.quick else 8,
-            )
-            for name, (overrides, _) in METHODS.items()
-        }
-        plan = budgeted(steps, probes, args.budget)
-        configs = {
-            name: _study.base_config(
-                **_study.study_overrides(plan[name], args.evals, args.quick), **o
-            )
-            for name, (o, _) in METHODS.items()
-        }
-        work = [(n, seed, c, None) for seed in range(seeds) for n, c in configs.items()]
-        done = _study.execute(
+        print(f"machine: {machine()}")
+        study = _options.study_overrides(steps, args.evals, args.quick)
+        if args.plan is not None:
+            plan, probes = _study.saved_plan(args.plan)
+        else:
+            probe_configs = {
+                name: _options.base_config(args.data, **study, **o)
+                for name, (o, _) in METHODS.items()
+            }
+            timing = _study.QUICK_TIMING if args.quick else _study.Timing()
+            probes = _study.probe_all(probe_configs, jobs, timing)
+            plan = _study.plan_steps(steps, probes, BASELINE, args.budget)
+        overrides = {name: o for name, (o, _) in METHODS.items()}
+        configs = _options.planned(args.data, overrides, plan, args.evals, args.quick)
+        return _study.execute(
             "method_race.py",
             argv,
-            work,
+            _study.work(configs, seeds),
             probes,
             jobs,
             saved,
             args.dry_run,
             plan,
+            data=args.data,
             steps=steps,
             seeds=seeds,
             budget=args.budget,
             fid_threshold=FID_THRESHOLD if args.fid_threshold is None else args.fid_threshold,
             methods={n: {"overrides": o, "source": s} for n, (o, s) in METHODS.items()},
         )
-        if done is None:
-            return 0
-        runs, meta = done
-    text = report(runs, meta)
-    (out / "method_race.md").write_text(text)
-    figure = plot(runs, meta, args.figures or out)
-    print(text)
-    print(f"wrote {saved}, {out / 'method_race.md'}, {figure}")
-    return 0
+
+    def threshold(meta: dict[str, Any]) -> None:
+        if args.redraw and args.fid_threshold is not None:
+            meta["fid_threshold"] = args.fid_threshold
+
+    return _study.conclude(args, saved, train_study, report, plot, threshold)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ class BareLoop:
         c = trainer.config
         self.c, self.z_dim, self.device = c, trainer.z_dim, trainer.device
         self.g, self.d = copy.deepcopy(trainer.g), copy.deepcopy(trainer.d)
-        self.penalty = build_penalty(c, None, "func").to(self.device)
+        self.penalty = build_penalty(c, trainer.plan.norm, None, "func").to(self.device)
         self.data = torch.stack([trainer.data[i] for i in range(len(trainer.data))])
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=c.lr, betas=c.betas)
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=c.lr, betas=c.betas)

@@ -16,7 +16,9 @@ from types import ModuleType
 _INSTALL = {
     "pkg_resources": "pkg_resources came with setuptools before version 82: pip install "
     "'setuptools<82', or in the host replace 'from pkg_resources import parse_version' with "
-    "'from packaging.version import parse as parse_version' (pip install packaging)",
+    "'from packaging.version import parse as parse_version' (pip install packaging) in every "
+    "file that has it (grep -rl pkg_resources . from its root; StyleGAN3: "
+    "torch_utils/ops/conv2d_gradfix.py and grid_sample_gradfix.py)",
     "PIL": "pip install pillow",
 }
 

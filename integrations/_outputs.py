@@ -14,6 +14,7 @@ from torch import Tensor
 
 from lipreg import BanachR1
 from lipreg._validation import check_batch
+from lipreg.derivative import critic_output, detached_error
 from lipreg.norms import Norm
 
 
@@ -24,13 +25,13 @@ def dual_squared(norm: Norm, gradient: Tensor, at: Tensor) -> Tensor:
         return norm.dual_squared(gradient, at=at.detach())
 
 
-def r1_of_gradient(penalty: BanachR1, gradient: Tensor, at: Tensor) -> tuple[Tensor, Tensor]:
-    """``(R1, squared)``: ``penalty``'s ``(gamma / 2) E ||g_b||_{B*}^2`` of the input gradient
-    ``gradient`` taken at ``at``, with its statistics recorded in ``penalty.stats`` and its
-    finiteness checked as a call of the penalty would, and the per-sample ``||g_b||_{B*}^2``
-    ``[B]``."""
+def r1_squares(penalty: BanachR1, gradient: Tensor, at: Tensor) -> Tensor:
+    """The per-sample ``||g_b||_{B*}^2`` ``[B]`` of the input gradient ``gradient`` taken at
+    ``at``, with ``penalty``'s statistics of its R1 ``(gamma / 2) E ||g_b||_{B*}^2`` recorded
+    in ``penalty.stats`` and its finiteness checked, as a call of the penalty would."""
     squared = dual_squared(penalty.norm, gradient, at)
-    return penalty._from_squared_duals(squared), squared
+    penalty._from_squared_duals(squared)
+    return squared
 
 
 def squared_dual_norms(
@@ -41,14 +42,17 @@ def squared_dual_norms(
     names: tuple[str, str],
     hint: str,
     check_finite: bool,
+    dtype: torch.dtype | None = None,
 ) -> Tensor:
     """``||d outputs.sum() / d inputs_b||_{B*}^2`` for every sample ``b``, ``[B]``,
     differentiable in the parameters that produced ``outputs`` (``create_graph``).
 
     The gradient is taken as the hosts take it (one ``autograd.grad`` of the summed outputs)
-    and measured in float32 at least with autocast off, at ``inputs`` for local norms.
-    ``names`` are the host's names of ``(outputs, inputs)``; ``hint`` ends the message when
-    ``inputs`` does not require grad (where the host sets it).
+    and measured in float32 at least with autocast off, at ``inputs`` for local norms; the
+    result is then cast to ``dtype`` if given (before the finiteness check), for hosts that
+    compute their penalty in the gradient's own low precision. ``names`` are the host's names
+    of ``(outputs, inputs)``; ``hint`` ends the message when ``inputs`` does not require grad
+    (where the host sets it).
     """
     out_name, in_name = names
     check_batch(inputs, in_name)
@@ -58,8 +62,16 @@ def squared_dual_norms(
             f"{in_name} must require grad and {out_name} must be computed from them: call "
             f"{in_name}.requires_grad_(True) before the discriminator, {hint}"
         )
-    (g,) = torch.autograd.grad(outputs.sum(), inputs, create_graph=True)
+    who = f"the discriminator ({out_name})"
+    # per-sample scores, checked as a critic's; hosts may also hand over their sum
+    summed = isinstance(outputs, Tensor) and outputs.ndim == 0 and outputs.is_floating_point()
+    scores = outputs if summed else critic_output(outputs, inputs, who)
+    (g,) = torch.autograd.grad(scores.sum(), inputs, create_graph=True, allow_unused=True)
+    if g is None:  # computed from the parameters, not from the inputs
+        raise detached_error(f"the output of {who}")
     squared = dual_squared(norm, g, inputs)
+    if dtype is not None:
+        squared = squared.to(dtype)
     if check_finite and not bool(torch.isfinite(squared).all()):
         bad = int((~torch.isfinite(squared)).sum())
         raise ValueError(

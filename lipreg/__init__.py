@@ -17,6 +17,14 @@ from lipreg.calibration import Calibration
 from lipreg.constraints import FFTSpectralNorm, WeightClip, spectral_normalize
 from lipreg.ctransform import CTransformLoss, c_transform
 from lipreg.derivative import input_gradient, running_stats_frozen
+from lipreg.derivative_free import (
+    ApproxR1,
+    ApproxR1R2,
+    ApproxR1R2Stats,
+    ApproxR2,
+    ApproxStats,
+    estimate_dual_squared,
+)
 from lipreg.diagnostics import LipschitzEstimate, estimate_lipschitz
 from lipreg.finite_difference import FiniteDifferenceGP, FiniteDifferenceStats
 from lipreg.lazy import Lazy
@@ -44,6 +52,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "L2",
+    "ApproxR1",
+    "ApproxR1R2",
+    "ApproxR1R2Stats",
+    "ApproxR2",
+    "ApproxStats",
     "BanachGP",
     "BanachR1",
     "BanachR1R2",
@@ -74,6 +87,7 @@ __all__ = [
     "c_transform",
     "circular_conv_norm",
     "conv_lipschitz_bound",
+    "estimate_dual_squared",
     "estimate_lipschitz",
     "hinge_critic_loss",
     "hinge_generator_loss",

@@ -33,18 +33,53 @@ def check_batch(x: object, name: str) -> Tensor:
     return x
 
 
+def described(value: object) -> str:
+    """What a callable returned, for messages: ``"a float64 tensor of shape [4, 3] on cpu"``,
+    or the type of anything else."""
+    if isinstance(value, Tensor):
+        dtype = str(value.dtype).removeprefix("torch.")
+        return f"a {dtype} tensor of shape {list(value.shape)} on {value.device}"
+    return f"a {type(value).__name__}"
+
+
+def check_points(points: object, like: Tensor, who: str) -> Tensor:
+    """``points`` if they are a batch ``[B', ...]`` of samples shaped like ``like``'s, in its
+    dtype and on its device (``who`` names them: the points are evaluated by the critic,
+    whose weights are in ``like``'s dtype)."""
+    check_batch(points, who)
+    assert isinstance(points, Tensor)
+    if (points.shape[1:], points.dtype, points.device) != (like.shape[1:], like.dtype, like.device):
+        sample = ", ".join(map(str, like.shape[1:]))
+        raise ValueError(
+            f"{who} must be points [B', {sample}] like real's samples, "
+            f"{str(like.dtype).removeprefix('torch.')} on {like.device}; got "
+            f"{described(points)}"
+        )
+    return points
+
+
 def check_scores(scores: object, batch: int, name: str, fix: str) -> Tensor:
     """``scores`` as ``[B]``: critic scores must be floating-point, ``[B]`` or ``[B, 1]`` with
     ``B = batch``; ``fix`` ends the message of a rejected value."""
     if not isinstance(scores, Tensor):
+        several = (
+            " (a callable that returns several values, as (scores, features), can be passed "
+            "as lambda x: critic(x)[0])"
+            if isinstance(scores, (tuple, list))
+            else ""
+        )
         raise TypeError(
             f"{name} must be a tensor of scores, shape [B] or [B, 1], got "
-            f"{type(scores).__name__}; {fix}"
+            f"{type(scores).__name__}{several}; {fix}"
         )
     if not scores.is_floating_point():
+        why = (
+            "complex values are not scores"
+            if scores.is_complex()
+            else "integer and boolean values have no derivative"
+        )
         raise TypeError(
-            f"{name} must be floating-point scores, got dtype {scores.dtype}: integer and "
-            f"boolean values have no derivative; {fix}"
+            f"{name} must be real floating-point scores, got dtype {scores.dtype}: {why}; {fix}"
         )
     if scores.shape == (batch, 1):
         return scores.squeeze(1)

@@ -24,7 +24,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from lipreg._validation import check_critic, check_pair, check_scores
-from lipreg.derivative import Critic, critic_scores
+from lipreg.derivative import Critic, call_critic
 from lipreg.norms import Norm, parse_norm
 from lipreg.pairwise import pairwise_distances
 
@@ -80,7 +80,7 @@ class CTransformLoss(nn.Module):
         check_critic(critic, "loss(critic, real, fake)")
         check_pair(real, fake, "real", "fake")
         self.norm.check(real, "real")
-        d_real = critic_scores(critic(real, **critic_kwargs), real.shape[0])
+        d_real = call_critic(critic, real, critic_kwargs)
         d_c = c_transform(d_real, real, fake, self.norm)
         return -(d_real.to(d_c.dtype).mean() + d_c.mean())
 

@@ -27,8 +27,9 @@ from lipreg._validation import (
 from lipreg.derivative import (
     Critic,
     Engine,
+    call_critic,
     check_options,
-    critic_scores,
+    describe,
     input_gradient,
     running_stats_frozen,
 )
@@ -55,7 +56,7 @@ def _best_pair(
 ) -> tuple[float, int, int]:
     """``(quotient, i, j)`` maximising ``|D(x_i) - D(x_j)| / ||x_i - x_j||_B``, ``i != j``
     (NaN or inf if a score is)."""
-    scores = critic_scores(critic(points, **kwargs), points.shape[0]).to(points.dtype)
+    scores = call_critic(critic, points, kwargs).to(points.dtype)
     dist = pairwise_distances(points, points, norm)
     quotient = (scores.unsqueeze(1) - scores.unsqueeze(0)).abs() / dist
     quotient = torch.where(dist > 0, quotient, torch.zeros_like(quotient))
@@ -147,14 +148,16 @@ def estimate_lipschitz(
     optimizer = torch.optim.Adam([delta], lr=lr, maximize=True)
     best, best_point, taken = -math.inf, x0[0], 0
 
-    def shifted(z: Tensor) -> Tensor:
-        out: Tensor = critic(z + delta, **kwargs)
+    def shifted(z: Tensor, **keywords: Any) -> Tensor:
+        out: Tensor = critic(z + delta, **keywords)
         return out
+
+    shifted.__qualname__ = describe(critic)  # messages about its output name the user's critic
 
     with _eval_mode(critic, eval_mode), running_stats_frozen(critic), torch.enable_grad():
         for step in range(steps + 1):
             # The gradient at x0 + delta, differentiable in delta through the closure.
-            g = input_gradient(shifted, x0, engine=engine)
+            g = input_gradient(shifted, x0, critic_kwargs=kwargs, engine=engine)
             at = (x0 + delta) if norm.local else None
             dual = norm.dual(g, at)
             top_value, top_index = dual.detach().max(0)

@@ -9,9 +9,9 @@ from typing import Any, TypeAlias
 import torch
 from torch import Tensor
 
-from lipreg._validation import check_batch, check_bool, check_scores, upcast
+from lipreg._validation import check_bool, check_points, check_scores, described, upcast
 from lipreg.calibration import Calibration, Setting
-from lipreg.derivative import Critic, critic_scores
+from lipreg.derivative import Critic, call_critic, describe
 from lipreg.norms import Norm
 from lipreg.penalty import Calibrated, NormPenalty, Stats, raise_if_not_finite
 from lipreg.sampling import interpolate
@@ -132,7 +132,7 @@ class FiniteDifferenceGP(NormPenalty, Calibrated):
         def scores(points: Tensor, given: Tensor | None) -> Tensor:
             if given is not None:
                 return given
-            return critic_scores(critic(points, **critic_kwargs), points.shape[0])
+            return call_critic(critic, points, critic_kwargs)
 
         real = real.detach()
         fake = None if fake is None else fake.detach()
@@ -159,16 +159,15 @@ class FiniteDifferenceGP(NormPenalty, Calibrated):
             out = self.pairs(real, fake)
             if not (isinstance(out, tuple) and len(out) == 2):
                 raise TypeError(
-                    "the pairs callable must return a tuple (x, y) of two tensors [B, ...]"
+                    f"the pairs callable {describe(self.pairs)} must return a tuple (x, y) of "
+                    f"two tensors [B, ...], got {described(out)}"
                 )
-            x, y = out
-            for name, t in (("x", x), ("y", y)):
-                check_batch(t, f"the pairs callable's {name}")
-            if x.shape != y.shape or x.shape[1:] != real.shape[1:] or x.device != real.device:
+            who = f"the pairs callable {describe(self.pairs)}"
+            x, y = (check_points(t, real, f"{who}'s {n}") for n, t in zip("xy", out, strict=True))
+            if x.shape[0] != y.shape[0]:
                 raise ValueError(
-                    f"the pairs callable must return x and y of the same shape [B', "
-                    f"{', '.join(map(str, real.shape[1:]))}] on {real.device}, got "
-                    f"{list(x.shape)} and {list(y.shape)}"
+                    f"{who} must return x and y with as many points each, got "
+                    f"{x.shape[0]} and {y.shape[0]}"
                 )
             x, y = x.detach(), y.detach()
         return x, y, scores(x, None), scores(y, None)

@@ -18,10 +18,10 @@ from torch import Tensor
 from typing_extensions import Self
 
 from lipreg._state import CheckedState
-from lipreg._validation import check_batch, check_bool, check_critic
+from lipreg._validation import check_batch, check_bool, check_critic, check_points
 from lipreg._validation import check_pair as _check_pair
 from lipreg.calibration import Calibration, Estimate, Setting
-from lipreg.derivative import Critic, Engine, check_options, input_gradient
+from lipreg.derivative import Critic, Engine, check_options, describe, input_gradient
 from lipreg.norms import Norm, parse_norm
 from lipreg.sampling import SAMPLERS, Sampler, resolve_sampler
 
@@ -177,13 +177,7 @@ class GradientPenalty(NormPenalty):
     def _evaluation_points(self, real: Tensor, fake: Tensor | None) -> Tensor:
         """``x_hat = sampler(real, fake)`` from detached inputs, checked against ``real``."""
         x_hat = self.sampler(real.detach(), None if fake is None else fake.detach())
-        check_batch(x_hat, "the sampler's output")
-        if x_hat.shape[1:] != real.shape[1:] or x_hat.device != real.device:
-            raise ValueError(
-                f"the sampler must return points shaped like real's samples {list(real.shape[1:])} "
-                f"on {real.device}, got shape {list(x_hat.shape)} on {x_hat.device}"
-            )
-        return x_hat
+        return check_points(x_hat, real, f"the output of the sampler {describe(self.sampler)}")
 
     def _input_gradient(
         self, critic: Critic, x_hat: Tensor, critic_kwargs: dict[str, Any]

@@ -41,7 +41,23 @@ def _weight(gamma: object) -> float:
     return check_real(gamma, "gamma", 0.0, math.inf, open_high=True)
 
 
-class _ZeroCentred(GradientPenalty):
+class GammaWeight:
+    """The weight ``gamma >= 0`` of a zero-centred penalty, checked whenever it is set (a
+    mixin of the exact and the derivative-free zero-centred penalties)."""
+
+    _gamma: float
+
+    @property
+    def gamma(self) -> float:
+        """The weight ``gamma >= 0``; may be reassigned between calls (a schedule)."""
+        return self._gamma
+
+    @gamma.setter
+    def gamma(self, value: float) -> None:
+        self._gamma = _weight(value)
+
+
+class _ZeroCentred(GammaWeight, GradientPenalty):
     """``(gamma / 2) E ||dD(x)||_{B*}^2`` over the points of the subclass's fixed sampler."""
 
     _sampler = staticmethod(real_samples)
@@ -63,15 +79,6 @@ class _ZeroCentred(GradientPenalty):
         )
         self._gamma = weight
         self.stats: ZeroCentredStats | None = None
-
-    @property
-    def gamma(self) -> float:
-        """The weight ``gamma >= 0``; may be reassigned between calls (a schedule)."""
-        return self._gamma
-
-    @gamma.setter
-    def gamma(self, value: float) -> None:
-        self._gamma = _weight(value)
 
     def forward(
         self, critic: Critic, real: Tensor, fake: Tensor | None = None, **critic_kwargs: Any

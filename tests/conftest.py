@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from lipreg import Lp, Norm, Sobolev
 from lipreg.train.data import Remote
@@ -50,6 +51,56 @@ class ConvCritic(nn.Module):
         h = nn.functional.softplus(self.conv1(x))
         h = nn.functional.softplus(self.conv2(h))
         return self.head(h.flatten(1))
+
+
+class FirstOrderOnly(torch.autograd.Function):
+    """softplus whose backward cannot itself be differentiated (``@once_differentiable``), an
+    old-style Function (no ``setup_context``: ``torch.func`` refuses it), as fused kernels
+    such as FlashAttention are."""
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[no-untyped-def, override]
+        ctx.save_for_backward(x)
+        return nn.functional.softplus(x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
+        (x,) = ctx.saved_tensors
+        return grad * torch.sigmoid(x)
+
+
+class FirstOrderOnlyNew(torch.autograd.Function):
+    """:class:`FirstOrderOnly` as a new-style Function (``setup_context``), which
+    ``torch.func`` transforms."""
+
+    @staticmethod
+    def forward(x):  # type: ignore[no-untyped-def, override]
+        return nn.functional.softplus(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def, override]
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
+        (x,) = ctx.saved_tensors
+        return grad * torch.sigmoid(x)
+
+
+class FirstOrderCritic(nn.Module):
+    """``[B, 3, 8, 8] -> [B, 1]`` through a :class:`FirstOrderOnly` activation (or
+    :class:`FirstOrderOnlyNew` with ``new_style``): no second derivative."""
+
+    def __init__(self, new_style: bool = False) -> None:
+        super().__init__()
+        self.lin = nn.Linear(192, 4)
+        self.head = nn.Linear(4, 1)
+        self.op = FirstOrderOnlyNew if new_style else FirstOrderOnly
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.op.apply(self.lin(x.flatten(1))))
 
 
 def mlp(n_in: int, width: int = 16, depth: int = 2) -> nn.Sequential:
@@ -266,25 +317,41 @@ def file_server() -> Iterator[FileServer]:
 # --- a stand-in for torch-fidelity ------------------------------------------------------
 
 
+def fidelity_state() -> dict[str, torch.Tensor]:
+    """The stand-in Inception's "standard weights": a seeded projection of 8x8 RGB images to
+    16 features (the first 10 of which serve as logits)."""
+    return {"proj": torch.randn(3 * 8 * 8, 16, generator=torch.Generator().manual_seed(0))}
+
+
 @pytest.fixture
 def fidelity(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """torch-fidelity cannot be installed beside this torch: a stand-in module with its
     feature extractor's constructor and call signature takes its place in ``sys.modules``.
-    Returns what it saw: ``name``, ``features``, ``path`` (the weights file), ``inputs``, and
-    ``extractor``, the class (its projection is seeded, so every instance computes alike)."""
+
+    Its constructor loads ``feature_extractor_weights_path`` as torch-fidelity's does,
+    ``torch.load(path, weights_only=False)`` (a full unpickling) followed by a strict
+    ``load_state_dict``, so what lipreg hands it is exercised for real. Returns what it saw:
+    ``name``, ``features``, ``path`` (what was passed as the weights), ``state`` (the tensors
+    loaded), ``inputs``, and ``extractor``, the class."""
     seen: dict[str, Any] = {}
 
     class FakeExtractor(nn.Module):
         def __init__(
-            self, name: str, features_list: list[str], feature_extractor_weights_path: str
+            self, name: str, features_list: list[str], feature_extractor_weights_path: Any
         ) -> None:
             super().__init__()
             seen.update(name=name, features=features_list, path=feature_extractor_weights_path)
-            self.proj = torch.randn(3 * 8 * 8, 16, generator=torch.Generator().manual_seed(0))
+            self.proj = nn.Parameter(torch.zeros(3 * 8 * 8, 16))
+            state = torch.load(feature_extractor_weights_path, weights_only=False)
+            self.load_state_dict(state)
+            seen["state"] = {k: v.clone() for k, v in self.state_dict().items()}
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             assert x.dtype == torch.uint8 and x.shape[1] == 3
             seen.setdefault("inputs", []).append(x)
+            size = x.shape[-1]  # torch-fidelity resizes to 299; the stand-in works on 8x8
+            if size != 8:
+                x = nn.functional.interpolate(x.float(), size=(8, 8), mode="area")
             f = x.float().flatten(1) @ self.proj / 1000
             return f, f[:, :10]
 

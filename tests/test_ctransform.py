@@ -192,7 +192,7 @@ class Local(Weighted):
         (
             lambda: CTransformLoss()(lambda z: z.flatten(1), torch.zeros(2, 3), torch.zeros(2, 3)),
             ValueError,
-            "the critic's output must hold one score per sample",
+            "must hold one score per sample, shape [B] or [B, 1] with B=2, got shape [2, 3]",
         ),
         (
             lambda: c_transform(torch.zeros(3), torch.zeros(2, 3), torch.zeros(2, 3)),

@@ -28,7 +28,10 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
-SCRIPTS = sorted(p for p in (DOCS / "scripts").glob("*.py") if not p.name.startswith("_"))
+# Picture scripts; docs/scripts/check_math.py checks the built site instead.
+SCRIPTS = sorted(
+    p for p in (DOCS / "scripts").glob("*.py") if not p.name.startswith(("_", "check_"))
+)
 # Scripts whose pictures pages may show: the picture scripts and the benchmarks (the quality
 # studies draw their figures from their measurements, e.g. with --figures docs/img).
 PICTURE_SOURCES = SCRIPTS + sorted(
@@ -264,12 +267,20 @@ def test_the_quality_studies_count_as_picture_scripts() -> None:
 
 
 # Options that make the longer picture scripts quick.
-QUICK = {"critic_surfaces.py": ["--steps", "5"], "main_job_samples.py": ["--steps", "2"]}
+QUICK = {
+    "critic_surfaces.py": ["--steps", "5"],
+    "main_job_samples.py": ["--steps", "2"],
+    "fashion_validation.py": ["--size", "300"],
+}
+# Scripts that read data no test may require: they run where it is installed.
+NEEDS = {"fashion_validation.py": Path("/usr/share/datasets/fashion-mnist")}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
 def test_picture_scripts_run(script: Path, tmp_path: Path) -> None:
+    if script.name in NEEDS and not NEEDS[script.name].is_dir():
+        pytest.skip(f"{script.name} needs {NEEDS[script.name]}")
     subprocess.run(
         [sys.executable, str(script), "--out", str(tmp_path), *QUICK.get(script.name, [])],
         check=True,
@@ -332,6 +343,75 @@ def test_pages_with_the_cli_marker_render_with_the_real_parser() -> None:
         if hooks.CLI_MARKER in text:
             out = hooks.on_page_markdown(text)
             assert "usage:" in out and hooks.CLI_MARKER not in out, page
+
+
+# --- mathematics rendered at build time ------------------------------------------------
+
+
+def load_script(name: str) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(name, DOCS / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rendered(page: Path) -> str:
+    """``page`` as MkDocs renders its body: the site's Markdown extensions, then the hook that
+    turns formulas into MathML."""
+    import markdown
+
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    names = [e if isinstance(e, str) else next(iter(e)) for e in config["markdown_extensions"]]
+    options = {
+        k: v for e in config["markdown_extensions"] if isinstance(e, dict) for k, v in e.items()
+    }
+    html = markdown.markdown(page.read_text(), extensions=names, extension_configs=options)
+    result: str = load_hooks().render_math(html, str(page.relative_to(DOCS)))
+    return result
+
+
+def test_every_formula_of_every_page_becomes_mathml() -> None:
+    """No TeX is left for a browser script to typeset: the site shows its formulas offline
+    (docs/scripts/check_math.py checks the built site in Chromium)."""
+    check = load_script("check_math")
+    formulas = 0
+    for page in PAGES:
+        html = rendered(page)
+        formulas += html.count("<math ")
+        text = check._Text()
+        text.feed(html)
+        left = [t.strip() for t in text.text if check.DELIMITERS.search(t)]
+        assert left == [], (page, left)
+    assert formulas > 400, formulas
+
+
+def test_the_site_loads_nothing_from_the_network() -> None:
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    assert config["theme"].get("font") is False  # no web fonts
+    for key in ("extra_javascript", "extra_css"):
+        for entry in config.get(key, []):
+            assert not re.match(r"(https?:)?//", str(entry)), (key, entry)
+
+
+def test_a_formula_that_cannot_be_rendered_stops_the_build() -> None:
+    hooks = load_hooks()
+    page = '<p><span class="arithmatex">\\(\\arg\\max_c p\\)</span></p>'
+    with pytest.raises(
+        RuntimeError, match=r"metrics\.md: the formula .* latex2mathml does not know \\arg"
+    ):
+        hooks.render_math(page, "metrics.md")
+    block = hooks.to_mathml("\\sup_{h \\neq 0} x", block=True)
+    # TeX's limits: under the operator in display style, beside it inline (movablelimits)
+    assert '<munder><mo movablelimits="true">sup</mo>' in block
+    assert '<annotation encoding="application/x-tex">\\sup_{h \\neq 0} x</annotation>' in block
+
+
+def test_formulas_in_headings_are_rendered_in_the_table_of_contents() -> None:
+    hooks = load_hooks()
+    item = types.SimpleNamespace(title="What R1 in \\(W^{s,2}\\) penalises", children=[])
+    hooks.render_toc_math([types.SimpleNamespace(title="Norms", children=[item])], "x.md")
+    assert item.title.startswith("What R1 in <math ") and "\\(" not in item.title
 
 
 # --- the API reference ------------------------------------------------------------------

@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch.autograd import gradcheck
-from torch.autograd.function import once_differentiable
 
 from conftest import (
     Calls,
     ConvCritic,
+    FirstOrderCritic,
     assert_same_grads,
     dense_filter,
     functional,
@@ -104,31 +104,6 @@ def test_scores_of_the_loss_are_reused_without_a_forward_pass() -> None:
     assert_same_grads(twin, critic, rtol=1.3e-6, atol=1e-5)  # assert_close's float32 defaults
 
 
-class FirstOrderOnly(torch.autograd.Function):
-    """softplus whose backward cannot itself be differentiated."""
-
-    @staticmethod
-    def forward(ctx, x):  # type: ignore[no-untyped-def, override]
-        ctx.save_for_backward(x)
-        return nn.functional.softplus(x)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):  # type: ignore[no-untyped-def, override]
-        (x,) = ctx.saved_tensors
-        return grad * torch.sigmoid(x)
-
-
-class FirstOrderCritic(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = nn.Linear(192, 4)
-        self.head = nn.Linear(4, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(FirstOrderOnly.apply(self.lin(x.flatten(1))))
-
-
 def test_needs_no_double_backward() -> None:
     real, fake = images(6)
     critic = FirstOrderCritic()
@@ -196,7 +171,7 @@ R, F = images(4, torch.float32)
         ({}, {"d_fake": torch.zeros(3)}, ValueError, "d_fake must hold one score per sample"),
         ({}, {"real": R.clone().fill_(float("nan"))}, ValueError, "NaN or inf"),
         ({"pairs": lambda r, f: r}, {}, TypeError, "must return a tuple (x, y)"),
-        ({"pairs": lambda r, f: (r, f[:, :1])}, {}, ValueError, "same shape"),
+        ({"pairs": lambda r, f: (r, f[:, :1])}, {}, ValueError, "like real's samples"),
     ],
 )
 def test_bad_calls_raise_and_change_nothing(kwargs, call, error, words: str) -> None:  # type: ignore[no-untyped-def]

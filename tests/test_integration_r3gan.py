@@ -41,6 +41,24 @@ class Discriminator(nn.Module):
         return self.linear(nn.functional.softplus(h)).view(x.shape[0])
 
 
+class MixedGenerator(Generator):
+    """Its last stage in bfloat16, as R3GAN's ``FP16Stages`` (every preset): bf16 samples."""
+
+    def forward(self, z: Tensor, c: Tensor | None) -> Tensor:
+        w, b = self.linear.weight.to(torch.bfloat16), self.linear.bias.to(torch.bfloat16)
+        return nn.functional.linear(z.to(torch.bfloat16), w, b).tanh().view(-1, 3, 8, 8)
+
+
+class MixedDiscriminator(Discriminator):
+    """Its first stage in bfloat16 and its head in float32, as R3GAN's ``FP16Stages``."""
+
+    def forward(self, x: Tensor, c: Tensor | None) -> Tensor:
+        x = x.to(torch.bfloat16)
+        w, b = self.conv.weight.to(x.dtype), self.conv.bias.to(x.dtype)
+        h = nn.functional.leaky_relu(nn.functional.conv2d(x, w, b, padding=1), 0.2)
+        return self.linear(nn.functional.softplus(h.flatten(1).float())).view(x.shape[0])
+
+
 def augment(x: Tensor) -> Tensor:
     """A differentiable stand-in for R3GAN's augmentation (the gradient is taken before it)."""
     return 0.9 * x.flip(-1) + 0.05
@@ -51,11 +69,14 @@ def step(
     gamma: float = 0.05,
     preprocessor: object = None,
     dtype: torch.dtype = torch.float32,
+    mixed: bool = False,
 ) -> tuple[list[Tensor], nn.Module]:
     """One discriminator step of the stand-in (with ``penalty`` installed unless None) on
-    fixed networks and data; its returned statistics and the discriminator."""
+    fixed networks and data (``mixed``: R3GAN's bfloat16 stages); its returned statistics and
+    the discriminator."""
     torch.manual_seed(0)
-    g, d = Generator().to(dtype), Discriminator().to(dtype)
+    g, d = (MixedGenerator(), MixedDiscriminator()) if mixed else (Generator(), Discriminator())
+    g, d = g.to(dtype), d.to(dtype)
     trainer = host.AdversarialTraining(g, d)
     noise, real = torch.randn(5, 4, dtype=dtype), torch.rand(5, 3, 8, 8, dtype=dtype) * 2 - 1
     extra = {} if preprocessor is None else {"Preprocessor": preprocessor}
@@ -78,6 +99,32 @@ def test_l2_reproduces_r3gans_discriminator_step_bit_for_bit(preprocessor: objec
     for p, q in zip(d_got.parameters(), d_expected.parameters(), strict=True):
         assert p.grad is not None and torch.equal(p.grad, q.grad)
     assert got[2].abs().sum() > 0 and got[3].abs().sum() > 0
+
+
+def test_l2_in_r3gans_mixed_precision_gives_its_gradients_bit_for_bit() -> None:
+    """Under R3GAN's FP16Stages the generated samples, their gradient and R3GAN's R2 are
+    bfloat16. The adapter returns R2 in bfloat16 too (the float32 sum of squares, rounded
+    once), so the discriminator's gradients are R3GAN's bit for bit; R3GAN's R2 rounds each
+    square before summing, so a value may differ from it by one bfloat16 unit."""
+    expected, d_expected = step(None, mixed=True)
+    got, d_got = step(ZeroCenteredGradientPenalty("l2"), mixed=True)
+    for a, b in zip(got[:3], expected[:3], strict=True):  # loss, scores, R1 (float32 reals)
+        assert torch.equal(a, b)
+    r2, host_r2 = got[3], expected[3]
+    assert r2.dtype == host_r2.dtype == torch.bfloat16
+    bits = (r2.view(torch.int16).int() - host_r2.view(torch.int16).int()).abs()
+    assert int(bits.max()) <= 1
+    for p, q in zip(d_got.parameters(), d_expected.parameters(), strict=True):
+        assert p.grad is not None and torch.equal(p.grad, q.grad)
+    assert got[3].abs().sum() > 0
+
+    # R2 itself: the float32 sum of the squares of the bf16 gradient, rounded to bf16 once.
+    torch.manual_seed(0)
+    g, d = MixedGenerator(), MixedDiscriminator()
+    fake = g(torch.randn(5, 4), None).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(d(fake, None).sum(), fake)
+    assert grad.dtype == torch.bfloat16
+    assert torch.equal(r2, grad.float().square().sum([1, 2, 3]).to(torch.bfloat16))
 
 
 def test_another_norm_changes_the_step_by_its_dual_norms() -> None:

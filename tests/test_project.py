@@ -39,8 +39,8 @@ def _extra(name: str) -> list[str]:
 
 def test_the_train_extra_brings_what_lipreg_train_uses() -> None:
     """The README promises TensorBoard events; `lipreg train` checks the other modules of the
-    extra before it starts (lipreg.cli.TRAIN_MODULES, by import name)."""
-    from lipreg.cli import TRAIN_MODULES
+    extra before it starts (lipreg.train.extra.TRAIN_MODULES, by import name)."""
+    from lipreg.train.extra import TRAIN_MODULES
 
     train = _extra("train")
     assert "tensorboard" in train

@@ -29,6 +29,7 @@ from lipreg.train.checkpoint import CheckpointError
 from lipreg.train.cli import main
 from lipreg.train.config import TrainConfig
 from lipreg.train.loop import Trainer
+from lipreg.train.runner import Runner
 
 setup_module, teardown_module = one_thread, restore_threads
 
@@ -99,12 +100,12 @@ def ctransform_config(out: Path, **overrides: object) -> TrainConfig:
 def test_resume_continues_exactly(tmp_path: Path, make, signum: int) -> None:  # type: ignore[no-untyped-def]
     steps = 6
     whole = make(tmp_path / "whole", steps=steps, eval_every=2)
-    Trainer(whole).run()
+    Runner(Trainer(whole)).run()
 
     part = make(tmp_path / "part", steps=steps, eval_every=2)
     first = Trainer(part)
     _interrupt_at(first, 3, signum)
-    summary = first.run()
+    summary = Runner(first).run()
     assert summary.interrupted and summary.step == 3
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
     state = checkpoint.load(tmp_path / "part")
@@ -112,7 +113,7 @@ def test_resume_continues_exactly(tmp_path: Path, make, signum: int) -> None:  #
 
     resumed = Trainer(part, resume=state)
     assert resumed.step == 3
-    assert not resumed.run().interrupted
+    assert not Runner(resumed).run().interrupted
     expected, got = training_rows(tmp_path / "whole"), training_rows(tmp_path / "part")
     assert sorted(got) == list(range(1, steps + 1))
     assert got == expected  # bitwise: every loss, penalty, lam, gamma of steps 1..6
@@ -139,7 +140,7 @@ def test_resume_from_the_command_line_uses_the_saved_settings(
 def test_resuming_with_more_steps_continues_the_decay_on_the_new_line(tmp_path: Path) -> None:
     """A finished 4-step run resumed with --steps 8 runs steps 5..8 at the rates of an 8-step
     run (not at the saved final rate 0)."""
-    Trainer(toy_config(tmp_path, steps=4)).run()
+    Runner(Trainer(toy_config(tmp_path, steps=4))).run()
     state = checkpoint.load(tmp_path)
     assert [g["lr"] for g in state["opt_d"]["param_groups"]] == [0.0]
     longer = toy_config(tmp_path, steps=8)
@@ -154,13 +155,13 @@ def test_resuming_with_more_steps_continues_the_decay_on_the_new_line(tmp_path: 
         original()
 
     resumed.iteration = iteration  # type: ignore[method-assign]
-    resumed.run()
+    Runner(resumed).run()
     assert rates == pytest.approx([longer.lr * (1 - k / 8) for k in (4, 5, 6, 7)], rel=1e-12)
 
 
 def test_checkpoint_holds_everything_and_loads_with_weights_only(tmp_path: Path) -> None:
     trainer = Trainer(image_config(tmp_path / "run", precision="fp16", steps=1))
-    trainer.run()
+    Runner(trainer).run()
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["format"] == checkpoint.FORMAT and state["step"] == 1
     assert set(state) >= {"generator", "critic", "ema", "opt_g", "opt_d", "sched_g", "sched_d"}
@@ -205,7 +206,7 @@ def _write(path: Path, content: object) -> Path:
 
 def test_corrupt_and_foreign_checkpoints_are_refused_clearly(tmp_path: Path) -> None:
     good = Trainer(toy_config(tmp_path / "run", steps=1))
-    good.run()
+    Runner(good).run()
     data = (tmp_path / "run" / "checkpoint.pt").read_bytes()
     cases = {
         "truncated.pt": (data[: len(data) // 2], "truncated or corrupt"),
@@ -268,7 +269,7 @@ def test_any_damaged_file_gets_a_checkpoint_error(data: bytes) -> None:
 
 
 def test_a_checkpoint_of_other_models_is_refused(tmp_path: Path) -> None:
-    Trainer(toy_config(tmp_path / "run", steps=1)).run()
+    Runner(Trainer(toy_config(tmp_path / "run", steps=1))).run()
     state = checkpoint.load(tmp_path / "run")
     state["critic"] = {"net.0.weight": torch.zeros(3, 3)}
     with pytest.raises(CheckpointError, match="does not fit this run's models"):

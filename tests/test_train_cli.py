@@ -16,8 +16,9 @@ from train_helpers import one_thread, restore_threads, toy_config, usage_error
 from lipreg import parse_norm
 from lipreg.cli import main as lipreg_main
 from lipreg.train.cli import build_parser, main, parse_command
-from lipreg.train.config import PRESETS, TrainConfig
+from lipreg.train.config import TrainConfig
 from lipreg.train.loop import Trainer
+from lipreg.train.presets import PRESETS
 
 setup_module, teardown_module = one_thread, restore_threads
 
@@ -140,8 +141,8 @@ BAD_COMBINATIONS = [
     (["--data", "patches", "--data-root", "/tmp"], "--data patches"),
     (["--data", "cifar10"], "cifar"),
     (
-        ["--data", "patches", "--data-size", "64", "--image-size", "12", "--model", "dcgan"],
-        "4 * 2**k",
+        ["--data", "patches", "--data-size", "64", "--image-size", "18", "--model", "dcgan"],
+        "b * 2**k",
     ),
     (["--data", "8gaussians", "--data-size", "32", "--batch-size", "64"], "--batch-size"),
     (["--data", "digits", "--model", "mlp"], "--model mlp"),
@@ -265,6 +266,27 @@ def test_user_errors_end_in_one_line_and_status_2(
     last = err.strip().splitlines()[-1]
     assert last.startswith("lipreg train: error: ") and "Traceback" not in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_every_error_is_one_line_that_points_to_help(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """argparse's own errors, a bad combination, a data error: the message alone, on one
+    line, without the usage text that would bury it."""
+    nowhere = str(tmp_path / "nowhere")
+    for argv in (
+        ["--steps", "0"],
+        ["--unknown-option"],
+        ["--penalty", "r1", "--lam", "5"],
+        ["--data", "cifar10", "--data-root", nowhere, "--out", str(tmp_path / "run")],
+    ):
+        err = usage_error(capsys, lambda argv=argv: main(argv))  # type: ignore[misc]
+        assert "usage:" not in err and err.count("\n") == 1, err
+        assert err.startswith("lipreg train: error: ") and err.endswith(
+            " (see lipreg train --help)\n"
+        ), err
+    err = usage_error(capsys, lambda: main(["--steps", "0"], prog="python -m lipreg.train"))
+    assert err.endswith(" (see python -m lipreg.train --help)\n"), err
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from lipreg.train import metrics, plots
 from lipreg.train.cli import main, parse_command
 from lipreg.train.compare import ComparisonError, compare_norms, run_directory
 from lipreg.train.loop import Trainer
+from lipreg.train.runner import Runner
 
 setup_module, teardown_module = one_thread, restore_threads
 
@@ -98,7 +99,7 @@ def test_compare_norms_trains_each_norm_on_the_same_data_and_draws_them(
 
     # Each run is the run of its norm alone: same data, weights, batches and noise.
     alone = toy_config(tmp_path / "alone", data_size=64, width=8, steps=2, norm="lp:p=1")
-    Trainer(alone).run()
+    Runner(Trainer(alone)).run()
     rows = training_rows(out / "lp_p=1")
     assert rows == training_rows(tmp_path / "alone")
     assert rows != training_rows(out / "l2")  # ... and the norm does change the training

@@ -19,6 +19,7 @@ from train_helpers import fixed_batch, image_config, interpolate_fixed, one_thre
 from lipreg.train import checkpoint
 from lipreg.train.distributed import Context
 from lipreg.train.loop import Trainer
+from lipreg.train.runner import Runner
 
 GLOBAL_BATCH = 8
 SHAPE = (3, 8, 8)
@@ -47,7 +48,7 @@ def _worker(rank: int, world: int, init_file: str, out: str, results: dict) -> N
         real, fake = fixed_batch(GLOBAL_BATCH, SHAPE, 1), fixed_batch(GLOBAL_BATCH, SHAPE, 2)
         grads = _critic_gradients(trainer, real[share], fake[share])
         lam, gamma = trainer.penalty.lam, trainer.penalty.gamma
-        summary = trainer.run()
+        summary = Runner(trainer).run()
         weights = [p.detach().clone() for p in trainer.d.parameters()]
         results[rank] = (grads, lam, gamma, summary.files, weights)
         trainer.close()  # the group is the test's: this releases the DDP wrappers only

@@ -1,9 +1,12 @@
 """Downloads without the internet: a server on 127.0.0.1 started here serves small archives
-and files built here, with checksums passed in through the ``archive``/``remote`` parameters.
-Covered: a good download (the data equal the files packed), reuse of the cache, a wrong
-checksum, a truncated transfer, an HTTP error, archives with traversal, absolute, link,
-device and FIFO entries, Ctrl-C in the middle of a transfer, a concurrent download that
-finishes first, the cache directory's rules, and two processes downloading once."""
+and files built here, with checksums passed in through the ``archive``/``remote`` parameters
+or the mirror variables (``LIPREG_CIFAR10_URL``, ``LIPREG_CIFAR10_MD5``). Covered: a good
+download (the data equal the files packed), reuse of the cache, the repair of missing or
+damaged batches, a wrong checksum, a truncated transfer, an HTTP error, a stalled server
+(``LIPREG_DOWNLOAD_TIMEOUT``), archives with traversal, absolute, link, device and FIFO
+entries, Ctrl-C and SIGTERM in the middle of a transfer (in this process and in a child),
+a concurrent download that finishes first, the cache directory's rules, and two processes
+downloading once."""
 
 from __future__ import annotations
 
@@ -11,8 +14,11 @@ import hashlib
 import io
 import os
 import signal
+import subprocess
+import sys
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +82,12 @@ def cifar_entries(tmp_path: Path, n: int = 2) -> tuple[list, dict[str, dict[byte
     return entries, batches
 
 
+def serve_cifar(tmp_path: Path, file_server: FileServer) -> Remote:
+    """A CIFAR-10-like archive (two images per batch) served as cifar-10-python.tar.gz."""
+    entries, _ = cifar_entries(tmp_path)
+    return file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+
+
 def everything_under(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
@@ -109,8 +121,7 @@ def test_download_unpacks_the_archive_and_a_second_run_reuses_it(
 def test_load_dataset_downloads_into_the_cache_only_when_asked(
     tmp_path: Path, file_server: FileServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    entries, _ = cifar_entries(tmp_path)
-    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    archive = serve_cifar(tmp_path, file_server)
     monkeypatch.setattr(cifar10_download, "CIFAR10_ARCHIVE", archive)
     with pytest.raises(FileNotFoundError) as info:
         load_dataset("cifar10")  # nothing is downloaded without download=True
@@ -125,29 +136,61 @@ def test_load_dataset_downloads_into_the_cache_only_when_asked(
 def test_a_root_named_after_the_folder_receives_the_data(
     tmp_path: Path, file_server: FileServer
 ) -> None:
-    entries, _ = cifar_entries(tmp_path)
-    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    archive = serve_cifar(tmp_path, file_server)
     root = tmp_path / "data" / FOLDER
     assert fetch_cifar10(root, archive=archive) == root
     assert (root / "test_batch").is_file() and not (root / FOLDER).exists()
 
 
-def test_data_already_there_are_never_replaced(tmp_path: Path, file_server: FileServer) -> None:
-    entries, _ = cifar_entries(tmp_path)
+def test_missing_and_damaged_batches_are_repaired_and_readable_ones_kept(
+    tmp_path: Path, file_server: FileServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entries, batches = cifar_entries(tmp_path)
     archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
     root = tmp_path / "data"
-    write_cifar(root / FOLDER, n=1)
+    write_cifar(root / FOLDER, n=1)  # the user's own copy, one image per batch
     (root / FOLDER / "data_batch_4").unlink()
+    cut = (root / FOLDER / "data_batch_2").read_bytes()
+    (root / FOLDER / "data_batch_2").write_bytes(cut[: len(cut) // 2])
+    kept = {
+        name: (root / FOLDER / name).read_bytes()
+        for name in ("data_batch_1", "data_batch_3", "data_batch_5", "test_batch")
+    }
+    with pytest.raises(FileNotFoundError) as info:  # without download: the advice
+        load_dataset("cifar10", root=root)
+    assert "data_batch_4" in str(info.value) and "--download" in str(info.value)
     assert fetch_cifar10(root, archive=archive) == root / FOLDER
-    with pytest.raises(FileNotFoundError) as info:
-        load_dataset("cifar10", root=root, download=True)
-    assert "data_batch_4" in str(info.value)
-    assert file_server.requests == [] and not (root / FOLDER / "data_batch_4").exists()
+    assert file_server.requests == ["/cifar-10-python.tar.gz"]
+    err = capsys.readouterr().err
+    assert f"repairing {root / FOLDER}" in err and "data_batch_2 (damaged)" in err
+    assert "data_batch_4 (missing)" in err and archive.url in err
+    for name in ("data_batch_2", "data_batch_4"):  # the archive's copies
+        assert (root / FOLDER / name).read_bytes() == (
+            tmp_path / "source" / FOLDER / name
+        ).read_bytes()
+    assert {name: (root / FOLDER / name).read_bytes() for name in kept} == kept
+    assert len(load_dataset("cifar10", root=root)) == 3 * 1 + 2 * 2
+    assert everything_under(root) == sorted(
+        [FOLDER] + [f"{FOLDER}/{name}" for name in [*batches, "batches.meta"]]
+    )
+    assert fetch_cifar10(root, archive=archive) == root / FOLDER  # nothing left to repair
+    assert file_server.requests == ["/cifar-10-python.tar.gz"]
+
+
+def test_a_folder_with_another_name_is_repaired_in_place(
+    tmp_path: Path, file_server: FileServer
+) -> None:
+    archive = serve_cifar(tmp_path, file_server)
+    root = tmp_path / "my-cifar"
+    write_cifar(root, n=1)
+    (root / "test_batch").write_bytes(b"not a pickle")
+    assert fetch_cifar10(root, archive=archive) == root
+    assert len(load_dataset("cifar10-test", root=root)) == 2
+    assert not (root / FOLDER).exists()
 
 
 def test_an_empty_folder_is_filled(tmp_path: Path, file_server: FileServer) -> None:
-    entries, _ = cifar_entries(tmp_path)
-    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    archive = serve_cifar(tmp_path, file_server)
     (tmp_path / "data" / FOLDER).mkdir(parents=True)
     assert fetch_cifar10(tmp_path / "data", archive=archive) == tmp_path / "data" / FOLDER
     assert len(load_dataset("cifar10", root=tmp_path / "data")) == 10
@@ -162,6 +205,8 @@ def test_a_wrong_checksum_keeps_nothing(tmp_path: Path, file_server: FileServer)
         fetch_cifar10(root, archive=archive)
     msg = str(info.value)
     assert hashlib.md5(body).hexdigest() in msg and archive.digest in msg and "md5" in msg
+    assert archive.url in msg and f"{len(body)} bytes" in msg
+    assert "try again" not in msg  # the source serves another file: retrying will not help
     assert everything_under(root) == []
     with pytest.raises(FileNotFoundError):  # nothing looks like data afterwards
         load_dataset("cifar10", root=root)
@@ -214,6 +259,7 @@ def test_unsafe_entries_reject_the_whole_archive(
     with pytest.raises(UnsafeArchiveError) as info:
         fetch_cifar10(root, archive=archive)
     assert repr(bad.name) in str(info.value)
+    assert str(info.value).startswith(f"{archive.url}: ")  # not the deleted temporary file
     assert everything_under(root) == []
     assert not [p for p in tmp_path.rglob("*") if "escaped" in p.name or p.is_symlink()]
     assert not Path("/tmp/lipreg-test-absolute-escaped").exists()
@@ -254,6 +300,145 @@ def test_ctrl_c_during_the_transfer_keeps_nothing(tmp_path: Path, file_server: F
     assert file_server.requests == ["/c.tar.gz"] * 3
 
 
+_CHILD = """
+import sys
+from pathlib import Path
+from lipreg.train.data import fetch_cifar10
+from lipreg.train.data.download import Remote, fetch_file
+kind, url, digest, root = sys.argv[1:]
+remote = Remote(url, "c.tar.gz", "md5", digest)
+if kind == "archive":
+    fetch_cifar10(Path(root), archive=remote)
+else:
+    fetch_file(remote, Path(root))
+"""
+
+
+def interrupt_child(argv: list[str], root: Path, server: FileServer, signum: int) -> int:
+    """Start ``argv``, wait until its download has written part of the body under ``root``,
+    send it ``signum``; its exit code (negative: killed by that signal)."""
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(
+            p.is_file() and p.stat().st_size > 0
+            for p in root.rglob("*")
+            if ".lipreg-download-" in str(p)
+        ):
+            assert child.poll() is None, child.communicate()[1].decode()
+            assert time.monotonic() < deadline, "the download never started"
+            time.sleep(0.05)
+        child.send_signal(signum)
+        return child.wait(60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        server.release.set()
+
+
+@pytest.mark.parametrize("kind", ["archive", "file"])
+def test_sigterm_during_a_download_leaves_nothing(
+    kind: str, tmp_path: Path, file_server: FileServer
+) -> None:
+    """SIGTERM (what cluster schedulers send) ends the process as it would, after deleting
+    the partial download."""
+    body = os.urandom(3 << 20)
+    archive = file_server.remote("c.tar.gz", body, cut=1 << 20, then=file_server.release.wait)
+    root = tmp_path / "data"
+    root.mkdir()
+    argv = [sys.executable, "-c", _CHILD, kind, archive.url, archive.digest, str(root)]
+    assert interrupt_child(argv, root, file_server, signal.SIGTERM) == -signal.SIGTERM
+    assert everything_under(root) == []
+
+
+def test_sigint_during_a_command_line_download_leaves_nothing(
+    tmp_path: Path, file_server: FileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in ``lipreg train --download`` pointed at a mirror by the environment."""
+    body = os.urandom(3 << 20)
+    archive = file_server.remote("c.tar.gz", body, cut=1 << 20, then=file_server.release.wait)
+    monkeypatch.setenv("LIPREG_CIFAR10_URL", archive.url)
+    monkeypatch.setenv("LIPREG_CIFAR10_MD5", archive.digest)
+    root = tmp_path / "data"
+    root.mkdir()
+    argv = [
+        sys.executable, "-m", "lipreg.train", *CLI, "--download", "--data-root", str(root),
+        "--out", str(tmp_path / "run"),
+    ]  # fmt: skip
+    assert interrupt_child(argv, root, file_server, signal.SIGINT) == 130
+    assert everything_under(root) == [] and not (tmp_path / "run").exists()
+
+
+def test_a_mirror_is_set_by_environment_variables(
+    tmp_path: Path, file_server: FileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries, _ = cifar_entries(tmp_path)
+    body = tar_gz(entries)
+    mirror = file_server.remote("mirror/cifar-10-python.tar.gz", body)
+    monkeypatch.setenv("LIPREG_CIFAR10_URL", mirror.url)
+    # the URL alone: the file must be the official one (its published MD5)
+    with pytest.raises(DownloadError) as info:
+        fetch_cifar10(tmp_path / "a")
+    msg = str(info.value)
+    assert mirror.url in msg and f"published {CIFAR10_ARCHIVE.digest}" in msg
+    assert "LIPREG_CIFAR10_MD5" in msg
+    # with its checksum: another file, trusted knowingly
+    monkeypatch.setenv("LIPREG_CIFAR10_MD5", mirror.digest)
+    assert len(load_dataset("cifar10", root=tmp_path / "b", download=True)) == 10
+    assert file_server.requests == ["/mirror/cifar-10-python.tar.gz"] * 2
+    assert CIFAR10_ARCHIVE.resolved().url == mirror.url
+    assert CIFAR10_ARCHIVE.resolved().digest == mirror.digest
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"LIPREG_CIFAR10_MD5": "0" * 32}, "LIPREG_CIFAR10_MD5 is set but LIPREG_CIFAR10_URL"),
+        ({"LIPREG_CIFAR10_URL": "http://127.0.0.1:9/c.tar.gz", "LIPREG_CIFAR10_MD5": "x"},
+         "LIPREG_CIFAR10_MD5='x'"),
+        ({"LIPREG_CIFAR10_URL": "mirror.example.org/c.tar.gz"},
+         "LIPREG_CIFAR10_URL='mirror.example.org/c.tar.gz'"),
+        ({"LIPREG_DOWNLOAD_TIMEOUT": "soon"}, "LIPREG_DOWNLOAD_TIMEOUT='soon'"),
+        ({"LIPREG_DOWNLOAD_TIMEOUT": "-1"}, "LIPREG_DOWNLOAD_TIMEOUT='-1'"),
+    ],
+)  # fmt: skip
+def test_bad_settings_are_refused_naming_the_variable(
+    env: dict[str, str], expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused before anything is created or fetched (the official URL is never reached)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError) as info:
+        fetch_cifar10(tmp_path / "data")
+    assert expected in str(info.value)
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_stalled_server_times_out_after_the_set_delay(
+    tmp_path: Path, file_server: FileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = os.urandom(1 << 20)
+    remote = file_server.remote("w.pth", body, cut=1000, then=file_server.release.wait)
+    monkeypatch.setenv("LIPREG_DOWNLOAD_TIMEOUT", "0.5")
+    start = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        fetch_file(remote, tmp_path / "cache")
+    assert time.monotonic() - start < 30
+    msg = str(info.value)
+    assert remote.url in msg and "no data for 0.5 s" in msg and "LIPREG_DOWNLOAD_TIMEOUT" in msg
+    assert everything_under(tmp_path / "cache") == []
+
+
+def test_an_html_page_in_place_of_the_file_is_named(
+    tmp_path: Path, file_server: FileServer
+) -> None:
+    page = b"<!DOCTYPE html><html><body>Please log in</body></html>"
+    remote = file_server.remote("c.tar.gz", page, digest="0" * 32)
+    with pytest.raises(DownloadError) as info:
+        fetch_cifar10(tmp_path / "data", archive=remote)
+    assert "an HTML page" in str(info.value)
+
+
 def test_a_concurrent_download_that_finishes_first_is_kept(
     tmp_path: Path, file_server: FileServer
 ) -> None:
@@ -278,11 +463,12 @@ def test_the_official_archive_is_named_with_its_published_md5() -> None:
     )
 
 
-def test_download_applies_to_cifar_only() -> None:
+def test_download_applies_to_cifar_and_fashion_mnist_only() -> None:
+    fetchable = "'cifar10', 'cifar10-test', 'fashion-mnist', 'fashion-mnist-test'"
     for name in ("digits", "patches", "8gaussians"):
         with pytest.raises(ValueError) as info:
             load_dataset(name, download=True)
-        assert "download=True fetches 'cifar10', 'cifar10-test' only" in str(info.value)
+        assert f"download=True fetches {fetchable} only" in str(info.value)
     with pytest.raises(TypeError) as info2:
         load_dataset("cifar10", download="yes")  # type: ignore[arg-type]
     assert "download must be True or False" in str(info2.value)
@@ -343,8 +529,7 @@ def test_command_line_download_then_reuse(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Runs are built (not trained: the data are all that matters here) from command lines."""
-    entries, _ = cifar_entries(tmp_path)
-    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    archive = serve_cifar(tmp_path, file_server)
     monkeypatch.setattr(cifar10_download, "CIFAR10_ARCHIVE", archive)
     err = usage_error(capsys, lambda: main([*CLI, "--out", str(tmp_path / "run")]))
     assert "--download" in err and str(cache_dir()) in err and file_server.requests == []
@@ -352,6 +537,12 @@ def test_command_line_download_then_reuse(
     for argv in ([*CLI, "--download"], CLI, [*CLI, "--download"]):  # later runs: the cache
         assert len(Trainer(parse_command(argv).config).data) == 10
     assert file_server.requests == ["/cifar-10-python.tar.gz"]
+    # a damaged batch: the advice is --download, and --download repairs it
+    (cache_dir() / FOLDER / "data_batch_3").write_bytes(b"cut")
+    err = usage_error(capsys, lambda: main([*CLI, "--out", str(tmp_path / "run")]))
+    assert "data_batch_3" in err and "--download" in err
+    assert len(Trainer(parse_command([*CLI, "--download"]).config).data) == 10
+    assert file_server.requests == ["/cifar-10-python.tar.gz"] * 2
 
 
 # --------------------------------------------------------------------------------------
@@ -378,8 +569,7 @@ def _worker(
 
 @pytest.mark.slow
 def test_two_processes_download_once(tmp_path: Path, file_server: FileServer) -> None:
-    entries, _ = cifar_entries(tmp_path)
-    archive = file_server.remote("cifar-10-python.tar.gz", tar_gz(entries))
+    archive = serve_cifar(tmp_path, file_server)
     with mp.Manager() as manager:
         shared = manager.dict()
         args = (2, os.fspath(tmp_path / "init"), os.fspath(tmp_path / "data"), archive, shared)

@@ -19,6 +19,7 @@ from lipreg.train.checkpoint import CheckpointError
 from lipreg.train.cli import main, parse_command
 from lipreg.train.integrity import digest
 from lipreg.train.loop import Trainer
+from lipreg.train.runner import Runner
 from lipreg.train.scalars import ScalarLog
 
 setup_module, teardown_module = one_thread, restore_threads
@@ -91,7 +92,7 @@ def test_temporary_files_of_interrupted_saves_are_removed(tmp_path: Path) -> Non
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("saved") / "run"
-    Trainer(toy_config(out, steps=2)).run()
+    Runner(Trainer(toy_config(out, steps=2))).run()
     return out
 
 

@@ -28,6 +28,7 @@ from lipreg.train.batches import Batches
 from lipreg.train.config import TrainConfig
 from lipreg.train.data import load_dataset
 from lipreg.train.loop import Trainer
+from lipreg.train.runner import Runner
 
 TRAINING_KEYS = {
     "loss/critic",
@@ -47,7 +48,7 @@ setup_module, teardown_module = one_thread, restore_threads
 
 def test_toy_run_logs_finite_scalars_and_writes_its_files(tmp_path: Path) -> None:
     config = toy_config(tmp_path / "run", steps=3, eval_every=3, tensorboard=True)
-    summary = Trainer(config).run()
+    summary = Runner(Trainer(config)).run()
     out = tmp_path / "run"
     assert summary.step == 3 and not summary.interrupted
     rows = read_scalars(out)
@@ -68,7 +69,7 @@ def test_toy_run_logs_finite_scalars_and_writes_its_files(tmp_path: Path) -> Non
 @pytest.mark.parametrize("model", ["dcgan", "resnet"])
 def test_image_run_writes_sample_grids_and_swd(tmp_path: Path, model: str) -> None:
     config = image_config(tmp_path / "run", steps=2, eval_every=2, model=model)
-    Trainer(config).run()
+    Runner(Trainer(config)).run()
     out = tmp_path / "run"
     assert (out / "samples" / "step_000000.png").is_file()
     assert (out / "samples" / "step_000002.png").is_file()
@@ -90,7 +91,7 @@ def test_mixed_precision_runs_and_passes_the_scaler_to_the_penalty(
     trainer = Trainer(toy_config(tmp_path / "run", precision=precision, steps=3))
     assert trainer.penalty.grad_scaler is trainer.scaler_d
     assert trainer.scaler_d.is_enabled() == (precision == "fp16")
-    trainer.run()
+    Runner(trainer).run()
     rows = training_rows(tmp_path / "run")
     assert all(math.isfinite(r["loss/generator"]) for r in rows.values())
 
@@ -111,7 +112,7 @@ def test_w1_falls_on_toy_data(tmp_path: Path) -> None:
         eval_samples=256,
         log_every=30,
     )
-    Trainer(config).run()
+    Runner(Trainer(config)).run()
     w1 = [r["metric/w1"] for r in read_scalars(tmp_path / "run") if "metric/w1" in r]
     assert len(w1) == 3
     assert w1[-1] < 0.75 * w1[0], w1  # 1.39 -> 0.69 (seeds 1, 2: 1.41 -> 0.83, 1.39 -> 0.55)
@@ -220,7 +221,7 @@ def test_ema_is_the_warmed_up_exponential_average(tmp_path: Path) -> None:
 def test_no_ema_samples_from_the_generator(tmp_path: Path) -> None:
     trainer = Trainer(toy_config(tmp_path / "run", ema=0.0, eval_every=2, steps=2))
     assert trainer.ema is None
-    trainer.run()
+    Runner(trainer).run()
     assert any("metric/w1" in r for r in read_scalars(tmp_path / "run"))
 
 

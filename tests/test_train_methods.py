@@ -25,6 +25,7 @@ from lipreg.train.config import TrainConfig
 from lipreg.train.constraints import parse_constraint
 from lipreg.train.loop import Trainer
 from lipreg.train.objectives import method_problems
+from lipreg.train.runner import Runner
 
 setup_module, teardown_module = one_thread, restore_threads
 
@@ -317,7 +318,7 @@ def test_bad_constraints_are_named(text: str, message: str) -> None:
 
 def test_the_clip_range_is_checkpointed_and_a_foreign_state_refused(tmp_path: Path) -> None:
     config = toy_config(tmp_path, penalty="none", constraint="clip:c=0.02", steps=1)
-    Trainer(config).run()
+    Runner(Trainer(config)).run()
     state = checkpoint.load(tmp_path)
     assert state["constraint"] == {"clip": {"c": 0.02, "biases": True}}
     resumed = Trainer(config, resume=state)
@@ -328,9 +329,9 @@ def test_the_clip_range_is_checkpointed_and_a_foreign_state_refused(tmp_path: Pa
 
 
 def test_checkpoints_from_before_the_constraint_option_had_none(tmp_path: Path) -> None:
-    Trainer(toy_config(tmp_path, steps=1)).run()
+    Runner(Trainer(toy_config(tmp_path, steps=1))).run()
     state = checkpoint.load(tmp_path)
     del state["config"]["constraint"], state["constraint"]  # as written before --constraint
     saved = TrainConfig.from_saved(state["config"])
     assert saved.constraint == "none"
-    Trainer(toy_config(tmp_path, steps=2), resume=state).run()
+    Runner(Trainer(toy_config(tmp_path, steps=2), resume=state)).run()

@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from conftest import fidelity_state
 from lipreg.train.metrics import (
     fid_from_features,
     frechet_distance,
@@ -35,6 +36,7 @@ from lipreg.train.metrics import (
     wasserstein1,
 )
 from lipreg.train.metrics import wasserstein as wasserstein_module
+from lipreg.train.metrics.inception import WeightsError
 from lipreg.train.metrics.wasserstein import _crop_offsets, _Descriptors, _nhood_centres
 
 # --------------------------------------------------------------------------------------
@@ -511,18 +513,19 @@ def test_a_broken_torch_fidelity_is_one_line_with_the_fix(
 
 
 def test_inception_metrics_through_a_stand_in(tmp_path: Path, fidelity: dict[str, Any]) -> None:
-    """torch-fidelity is not installed here: its stand-in checks the glue (weights path, uint8
-    RGB input, features to our formulas)."""
+    """torch-fidelity is not installed here: its stand-in checks the glue (the weights' tensors,
+    uint8 RGB input, features to our formulas)."""
     weights = tmp_path / "inception.pth"
-    weights.write_bytes(b"weights")
+    torch.save(fidelity_state(), weights)
     assert inception_unavailable(weights) is None
 
     real = torch.rand(12, 1, 8, 8) * 2 - 1
     fake = torch.rand(10, 1, 8, 8) * 2 - 1
     out = inception_metrics(real, fake, weights, batch_size=5, splits=2, kid_subsets=3)
-    assert fidelity["name"] == "inception-v3-compat" and fidelity["path"] == str(weights)
+    assert fidelity["name"] == "inception-v3-compat"
+    assert torch.equal(fidelity["state"]["proj"], fidelity_state()["proj"])
     assert fidelity["features"] == ["2048", "logits_unbiased"]
-    extractor = fidelity["extractor"]("x", [], "")
+    extractor = fidelity["extractor"]("x", [], weights)
     u8 = [((x.expand(-1, 3, -1, -1) + 1) * 127.5).round().to(torch.uint8) for x in (real, fake)]
     fr, _ = extractor(u8[0])
     ff, lf = extractor(u8[1])
@@ -538,6 +541,31 @@ def test_inception_metrics_through_a_stand_in(tmp_path: Path, fidelity: dict[str
         "metric/kid",
         "metric/kid_std",
     ]
+
+
+def test_inception_metrics_read_tensors_only_and_refuse_degenerate_weights(
+    tmp_path: Path, fidelity: dict[str, Any]
+) -> None:
+    """The file is never unpickled (a pickled callable is refused, not called), and weights
+    that give every real image the same features (IS 1, FID 0 for any generator) raise."""
+    real, fake = torch.rand(6, 3, 8, 8) * 2 - 1, torch.rand(6, 3, 8, 8) * 2 - 1
+    hostile = tmp_path / "hostile.pth"
+    torch.save({"proj": Path.touch}, hostile)  # a global only a full unpickling resolves
+    with pytest.raises(WeightsError) as info:
+        inception_metrics(real, fake, hostile)
+    assert "cannot be loaded as plain tensors (torch.load with weights_only=True" in str(info.value)
+    assert "weights_only=False" not in str(info.value) and "path" not in fidelity
+    zeros = tmp_path / "zeros.pth"
+    torch.save({"proj": torch.zeros(192, 16)}, zeros)
+    with pytest.raises(WeightsError) as info:
+        inception_metrics(real, fake, zeros)
+    assert "the same features for every image" in str(info.value)
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"proj": torch.ones(192, 8), "extra": torch.ones(1)}, wrong)
+    with pytest.raises(WeightsError) as info:
+        inception_metrics(real, fake, wrong)
+    assert "unexpected extra" in str(info.value)
+    assert "proj has shape [192, 8], the network's is [192, 16]" in str(info.value)
 
 
 _PEAK = """

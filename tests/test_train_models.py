@@ -41,11 +41,29 @@ def test_mlps_are_wgan_gp_toy_networks() -> None:
     assert g(torch.randn(4, 2)).shape == (4, 2) and d(torch.randn(4, 2)).shape == (4,)
 
 
-@pytest.mark.parametrize("side", [8, 16, 32])
-def test_dcgan_pair_for_any_side(side: int) -> None:
+@pytest.mark.parametrize(("side", "base"), [(8, 4), (12, 6), (16, 4), (28, 7), (32, 4)])
+def test_dcgan_pair_for_any_side(side: int, base: int) -> None:
     g, d = DCGANGenerator(16, 8, 1, side), DCGANCritic(1, 8, side)
     x = g(torch.randn(3, 16))
     assert x.shape == (3, 1, side, side) and d(x).shape == (3,)
+    # the generator starts from base x base and the critic ends there
+    assert g.base == base and g.linear[0].out_features == base * base * g.start
+    assert d.convs(x).shape[-2:] == (base, base)
+
+
+def test_a_28x28_pair_is_the_mnist_dcgan() -> None:
+    g = DCGANGenerator(128, 64, 1, 28)
+    assert g.linear[0].out_features == 7 * 7 * 128  # 7x7 -> 14x14 -> 28x28
+    assert [m.stride for m in g.convs if isinstance(m, nn.ConvTranspose2d)] == [(2, 2)] * 2
+    r = ResNetGenerator(16, 8, 1, 28)
+    assert r.linear.out_features == 7 * 7 * 8 and len(r.blocks) == 2
+    assert r(torch.randn(2, 16)).shape == (2, 1, 28, 28)
+
+
+@pytest.mark.parametrize("side", [4, 7, 9, 18, 36, 60])
+def test_sides_without_a_base_in_4_to_7_are_refused(side: int) -> None:
+    with pytest.raises(ValueError, match=f"b \\* 2\\*\\*k .* image_size={side};"):
+        DCGANCritic(1, 8, side)
 
 
 @pytest.mark.parametrize(
@@ -70,7 +88,9 @@ def test_build_models_choices_and_errors() -> None:
     assert isinstance(g, DCGANGenerator) and isinstance(d, DCGANCritic)
     with pytest.raises(ValueError, match="--model mlp"):
         build_models("resnet", (2,), None, None)
-    with pytest.raises(ValueError, match="4 \\* 2\\*\\*k"):
-        build_models("dcgan", (3, 28, 28), None, None)
+    with pytest.raises(ValueError, match="b \\* 2\\*\\*k"):
+        build_models("dcgan", (3, 36, 36), None, None)
+    g, d, _ = build_models("auto", (1, 28, 28), 8, None)
+    assert isinstance(g, DCGANGenerator) and isinstance(d, DCGANCritic) and g.base == 7
     with pytest.raises(ValueError, match="square images"):
         build_models("auto", (3, 16, 32), None, None)

@@ -21,6 +21,7 @@ from lipreg.train.config import TrainConfig
 from lipreg.train.loop import Trainer
 from lipreg.train.objectives import PairingWarning
 from lipreg.train.penalties import PENALTIES
+from lipreg.train.runner import Runner
 from lipreg.train.schedules import Schedule, cosine
 
 setup_module, teardown_module = one_thread, restore_threads
@@ -173,7 +174,7 @@ def test_checkpoints_from_before_the_loss_option_trained_wgan(
 ) -> None:
     run = tmp_path / "run"
     with pytest.warns(PairingWarning):
-        Trainer(toy_config(run, loss="wgan", penalty="r1", gamma=1.0, steps=1)).run()
+        Runner(Trainer(toy_config(run, loss="wgan", penalty="r1", gamma=1.0, steps=1))).run()
     state = checkpoint.load(run)
     del state["config"]["loss"]  # as written before --loss existed
     checkpoint.save(run / "checkpoint.pt", state)

@@ -15,6 +15,7 @@ from lipreg.train import checkpoint
 from lipreg.train.cli import main
 from lipreg.train.evaluate import Evaluator
 from lipreg.train.loop import Trainer
+from lipreg.train.runner import Runner
 
 setup_module, teardown_module = one_thread, restore_threads
 
@@ -48,7 +49,7 @@ def test_the_first_sigint_is_acknowledged_at_once(
         original()
 
     trainer.iteration = iteration  # type: ignore[method-assign]
-    summary = trainer.run()
+    summary = Runner(trainer).run()
     assert "stopping after this iteration" in said[0] and "again" in said[0]
     assert summary.interrupted and summary.step == 2
     assert checkpoint.load(tmp_path)["step"] == 2
@@ -59,7 +60,7 @@ def test_a_second_sigint_stops_at_once_keeping_the_last_checkpoint(
 ) -> None:
     trainer = Trainer(toy_config(tmp_path, steps=6, checkpoint_every=2))
     _signals_in_iteration(trainer, 3, count=2, seen=[])
-    summary = trainer.run()  # no KeyboardInterrupt
+    summary = Runner(trainer).run()  # no KeyboardInterrupt
     assert summary.interrupted and summary.step == 2  # iteration 3 did not complete
     assert checkpoint.load(tmp_path)["step"] == 2
     out = capfd.readouterr().out
@@ -72,7 +73,7 @@ def test_a_second_sigint_during_an_evaluation_saves_that_step(
 ) -> None:
     """Between iterations the state is whole: it is saved, and resuming continues exactly."""
     whole = toy_config(tmp_path / "whole", steps=4, eval_every=2)
-    Trainer(whole).run()
+    Runner(Trainer(whole)).run()
 
     original = Evaluator.evaluate
 
@@ -84,13 +85,13 @@ def test_a_second_sigint_during_an_evaluation_saves_that_step(
 
     monkeypatch.setattr(Evaluator, "evaluate", evaluate)
     part = toy_config(tmp_path / "part", steps=4, eval_every=2)
-    summary = Trainer(part).run()
+    summary = Runner(Trainer(part)).run()
     assert summary.interrupted and summary.step == 2
     assert "checkpoint saved" in capfd.readouterr().out
     monkeypatch.undo()
     state = checkpoint.load(tmp_path / "part")
     assert state["step"] == 2
-    Trainer(part, resume=state).run()
+    Runner(Trainer(part, resume=state)).run()
     assert training_rows(tmp_path / "part") == training_rows(tmp_path / "whole")
 
 
@@ -105,7 +106,7 @@ def test_sigint_during_the_final_evaluation_ends_cleanly(
         return original(self, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Evaluator, "finish", finish)
-    summary = Trainer(toy_config(tmp_path, steps=2)).run()
+    summary = Runner(Trainer(toy_config(tmp_path, steps=2))).run()
     assert summary.interrupted and summary.step == 2
     assert checkpoint.load(tmp_path)["step"] == 2
 

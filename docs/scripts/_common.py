@@ -1,4 +1,5 @@
-"""Shared set-up of the figure scripts: Agg backend, output folder, one photograph, a blur."""
+"""Shared set-up of the figure scripts: Agg backend, output folder, one photograph, a
+Gaussian blur."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import matplotlib
 matplotlib.use("Agg")
 
 import torch
-import torch.nn.functional as F
 
 IMG = Path(__file__).resolve().parents[1] / "img"
 
@@ -47,4 +47,5 @@ def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     g = torch.exp(-(t**2) / (2 * sigma**2))
     g = g / g.sum()
     kernel = (g[:, None] * g[None, :])[None, None]
-    return F.conv2d(F.pad(x, (radius,) * 4, mode="replicate"), kernel)
+    padded = torch.nn.functional.pad(x, (radius,) * 4, mode="replicate")
+    return torch.nn.functional.conv2d(padded, kernel)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from _common import IMG
 
-from lipreg.train.config import PRESETS
+from lipreg.train.presets import PRESETS
 
 
 def main() -> None:

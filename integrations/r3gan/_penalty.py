@@ -20,10 +20,15 @@ class ZeroCenteredGradientPenalty:
         ||dD(x_b)||_{B*}^2  for every sample b,  [B],
 
     with any lipreg norm, so the same discriminator step trains R1 + R2 in ``B``
-    (:class:`lipreg.BanachR1R2` with R3GAN's arithmetic). With ``norm="l2"`` it returns R3GAN's
-    values bit for bit, and the discriminator's gradients are R3GAN's (tested against a
-    stand-in; checked by hand against the real code). Assign an instance to the class
-    attribute (an instance is not a function, so Python does not bind it as a method)::
+    (:class:`lipreg.BanachR1R2` with R3GAN's arithmetic). The norm is computed in float32 at
+    least and the result returned in the dtype of ``Samples`` (and so of their gradient), as
+    R3GAN's is: under its presets' ``FP16Stages`` the generated samples are bfloat16, and so is
+    R2. With ``norm="l2"`` the discriminator's gradients are R3GAN's bit for bit, and so are
+    R1 and R2 in float32; a bfloat16 R2 can differ from R3GAN's by one unit in the last place
+    (R3GAN rounds every square to bfloat16 before summing, the adapter rounds the float32 sum
+    once). Tested against a stand-in; checked by hand against the real code. Assign an
+    instance to the class attribute (an instance is not a function, so Python does not bind
+    it as a method)::
 
         AdversarialTraining.ZeroCenteredGradientPenalty = ZeroCenteredGradientPenalty(norm)
 
@@ -39,7 +44,7 @@ class ZeroCenteredGradientPenalty:
 
     Shapes:
         ``Samples``: ``[B, C, H, W]`` requiring grad; ``Critics``: the discriminator's scores
-        ``[B]`` computed from them; returns ``[B]``.
+        ``[B]`` computed from them; returns ``[B]`` in the dtype of ``Samples``.
     """
 
     def __init__(self, norm: Norm | str = "l2", *, check_finite: bool = True) -> None:
@@ -56,6 +61,7 @@ class ZeroCenteredGradientPenalty:
             names=("Critics", "Samples"),
             hint="as R3GAN's AccumulateDiscriminatorGradients does",
             check_finite=self.check_finite,
+            dtype=Samples.dtype,
         )
 
     def __repr__(self) -> str:

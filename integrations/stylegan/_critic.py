@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from lipreg import BanachGP, BanachR1, input_gradient
 
-from .._outputs import r1_of_gradient
+from .._outputs import r1_squares
 from ._networks import HostNetworks, backward
 
 
@@ -53,8 +53,12 @@ class CriticTerms(HostNetworks):
             self._report(f"Loss/lipreg/{field.name}", getattr(stats, field.name))
 
     def _r1(self, critic: _Recorded, real: Tensor) -> tuple[Tensor, Tensor]:
-        """R1 at the reals and its per-sample ``||dD(x_b)||_{B*}^2`` ``[B]``, which the hosts
-        report (not their mean: the count and spread are in the host's ``stats.jsonl``)."""
+        """R1 at the reals per sample, ``(gamma / 2) ||dD(x_b)||_{B*}^2`` ``[B]``, and the
+        ``||dD(x_b)||_{B*}^2`` ``[B]`` the hosts report (not their mean: the count and spread
+        are in the host's ``stats.jsonl``). The penalty's statistics and finiteness check are
+        those of its batch mean; the loss adds the per-sample terms to the per-sample loss
+        before the mean, as the hosts do, which keeps float32 rounding the hosts' for any
+        batch size (a mean first differs in the last bit when B is not a power of two)."""
         assert isinstance(self.penalty, BanachR1)
         self.penalty.norm.check(real, "real_img")
         with self.host.no_weight_gradients():
@@ -65,7 +69,8 @@ class CriticTerms(HostNetworks):
                 engine="autograd",
                 chunk_size=self.penalty.chunk_size,
             )
-        return r1_of_gradient(self.penalty, g, real)
+        squared = r1_squares(self.penalty, g, real)
+        return squared * (self.penalty.gamma / 2), squared
 
     def _real_and_reg(
         self,
@@ -117,9 +122,9 @@ class CriticTerms(HostNetworks):
                 reg = self.penalty(critic, real, fake)
             outputs.append(critic.last())
         if r1 is not None:
-            assert isinstance(self.penalty, BanachR1)
+            assert isinstance(reg, Tensor)
             self._report("Loss/r1_penalty", r1.detach())
-            self._report("Loss/D/reg", r1.detach() * (self.penalty.gamma / 2))
+            self._report("Loss/D/reg", reg.detach())
         elif do_Dreg:
             assert isinstance(reg, Tensor)
             self._report("Loss/D/reg", reg.detach())  # no host counterpart: the batch value

@@ -67,8 +67,10 @@ class BanachLoss(PathLength, CriticTerms):
     attached to the discriminator as ``D.lipreg_penalty`` so the host's snapshot pickles
     save its state; ``resume_pkl`` restores it from such a snapshot (the hosts copy only
     parameters and buffers of modules that exist before the loss is built), read as the host
-    reads ``--resume`` (a path or a URL); a snapshot without a penalty (NVIDIA's pretrained
-    networks) leaves the penalty's estimates fresh, with a warning.
+    reads ``--resume`` (a path or a URL), when the snapshot's penalty is of the same kind and
+    norm. Any other snapshot (no penalty, as NVIDIA's pretrained networks; another
+    ``penalty``; another ``norm``) is transfer learning, as the host's ``--resume`` is: the
+    penalty's estimates start fresh, with a warning saying why.
 
     Args:
         device: the host's device (the networks' device).
@@ -94,7 +96,8 @@ class BanachLoss(PathLength, CriticTerms):
             old-style ``autograd.Function``\\ s that ``torch.func`` rejects on CUDA, and the
             real logits are shared between loss and R1, see ``_Recorded``).
         attach_to_D: attach the penalty to ``D`` for the snapshot pickles.
-        resume_pkl: a snapshot pickle (path or URL) to restore the penalty's state from;
+        resume_pkl: a snapshot pickle (path or URL) to restore the penalty's state from
+            (when it was made with the same ``penalty`` and ``norm``, else a warning);
             ``None`` when not resuming.
     """
 
@@ -190,7 +193,8 @@ class BanachLoss(PathLength, CriticTerms):
         self.blur_fade_kimg = check_real(blur_fade_kimg, "blur_fade_kimg", 0.0, math.inf)
 
         self.host = load_host(self.protocol)
-        saved = saved_penalty(resume_pkl) if resume_pkl is not None else None
+        options: dict[type[nn.Module], str] = {BanachR1: "penalty='r1'", BanachGP: "penalty='gp'"}
+        saved = None if resume_pkl is None else saved_penalty(resume_pkl, self.penalty, options)
         if saved is not None:
             self.penalty.load_state_dict(saved)  # checked as a whole before anything loads
         self.device = torch.device(device)
@@ -218,7 +222,15 @@ class BanachLoss(PathLength, CriticTerms):
         pl_mean = torch.as_tensor(state["pl_mean"])
         if pl_mean.shape != ():
             raise ValueError(f"pl_mean must be a 0-dim tensor, got shape {list(pl_mean.shape)}")
-        self.penalty.load_state_dict(state["penalty"])
+        saved, expected = state["penalty"], set(self.penalty.state_dict())
+        if not isinstance(saved, dict) or set(saved) != expected:
+            got = sorted(saved) if isinstance(saved, dict) else type(saved).__name__
+            raise ValueError(
+                f"state['penalty'] is not the state of a {type(self.penalty).__name__} (keys "
+                f"{sorted(expected)}, got {got}): it was saved by a loss with another penalty; "
+                "build this loss with the penalty it was saved with"
+            )
+        self.penalty.load_state_dict(saved)
         self.pl_mean.copy_(pl_mean)
 
     def _reg_active(self) -> bool:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from lipreg._validation import check_real, upcast
-from lipreg.norms.base import Norm, format_number, sample_scale
+from lipreg.norms.base import Norm, format_number, sample_scale, standard_normal
 
 
 def conjugate(p: float) -> float:
@@ -91,6 +91,18 @@ class Lp(Norm):
     def lp_embedding(self, x: Tensor) -> tuple[Tensor, float] | None:
         self.check(x, "x")
         return upcast(x).flatten(1), self.p
+
+    @property
+    def hilbert(self) -> bool:
+        return self.p == 2
+
+    def _dual_gaussian(
+        self, like: Tensor, generator: torch.Generator | None, at: Tensor | None
+    ) -> Tensor:
+        return standard_normal(like.shape, like, generator)
+
+    def _dual_gaussian_variance(self, like: Tensor, at: Tensor | None) -> Tensor:
+        return torch.ones(like.shape[0], dtype=like.dtype, device=like.device)
 
     @property
     def params(self) -> dict[str, float]:

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from lipreg._validation import check_real, upcast
-from lipreg.norms.base import Norm, format_number, sample_scale
+from lipreg.norms.base import Norm, format_number, sample_scale, standard_normal
 from lipreg.norms.lp import check_exponent, conjugate, lp_norm
 
 _LAYOUTS = {1: "[B, C, L]", 2: "[B, C, H, W]", 3: "[B, C, D, H, W]"}
@@ -157,6 +157,27 @@ class Sobolev(Norm):
     def lp_embedding(self, x: Tensor) -> tuple[Tensor, float] | None:
         self.check(x, "x")
         return self.filter(upcast(x), self.s).flatten(1), self.p
+
+    @property
+    def hilbert(self) -> bool:
+        return self.p == 2
+
+    def _dual_gaussian(
+        self, like: Tensor, generator: torch.Generator | None, at: Tensor | None
+    ) -> Tensor:
+        # T_{-s} is symmetric, so T_{-s} z has covariance T_{-s}^2 = T_{-2s} = M^{-1}.
+        return self.filter(standard_normal(like.shape, like, generator), -self.s)
+
+    def _dual_gaussian_variance(self, like: Tensor, at: Tensor | None) -> Tensor:
+        # tr(T_{-2s}) per channel is the sum of its multiplier over the full frequency grid;
+        # the rfft grid holds the bins 0 < k < N - k of the last axis once for two.
+        spatial = tuple(like.shape[-self.spatial_dims :])
+        multiplier = sobolev_multiplier(spatial, -2 * self.s, self.c, like.device, torch.float64)
+        n = spatial[-1]
+        k = torch.arange(n // 2 + 1, device=like.device)
+        count = torch.where((k > 0) & (k < n - k), 2.0, 1.0).to(torch.float64)
+        mean = (multiplier * count).sum() / math.prod(spatial)
+        return mean.to(like.dtype).expand(like.shape[0])
 
     @property
     def params(self) -> dict[str, float]:

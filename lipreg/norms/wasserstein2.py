@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lipreg._validation import check_real
-from lipreg.norms.base import LocalNorm, sqrt_zero_safe
+from lipreg._validation import check_real, upcast
+from lipreg.norms.base import LocalNorm, sqrt_zero_safe, standard_normal
 
 #: Neighbour offsets ``(d_row, d_col)`` of the stencil: each pixel ``p`` is joined to
 #: ``p + o`` when that pixel exists, so every edge appears once. As in the authors' code:
@@ -65,6 +65,16 @@ def _edge_mask(
         _, endpoint = _kernels(channels, device, dtype)
         ones = torch.ones(1, channels, height, width, device=device, dtype=dtype)
         return _edge_maps(ones, endpoint)
+
+
+def _differences_adjoint(flows: Tensor) -> Tensor:
+    """``A^T f``: the adjoint of the edge differences ``h -> _edge_maps(h, difference)``,
+    ``[B, 6 C, H, W] -> [B, C, H, W]`` (a transposed convolution, the padding cropped)."""
+    channels = flows.shape[1] // len(STENCIL)
+    difference, _ = _kernels(channels, flows.device, flows.dtype)
+    back = F.conv_transpose2d(flows, difference, groups=channels)
+    left, right, top, bottom = _PAD
+    return back[..., top : back.shape[2] - bottom, left : back.shape[3] - right]
 
 
 class Wasserstein2(LocalNorm):
@@ -154,12 +164,29 @@ class Wasserstein2(LocalNorm):
     def _metric(self, h: Tensor, weights: Tensor) -> Tensor:
         """:meth:`metric` with the base points' :meth:`edge_weights` given."""
         difference, _ = _kernels(h.shape[1], h.device, h.dtype)
-        flows = weights * _edge_maps(h, difference)
-        # The adjoint of the padded convolution: transposed convolution, padding cropped.
-        back = F.conv_transpose2d(flows, difference, groups=h.shape[1])
-        left, _, top, _ = _PAD
-        laplacian = back[..., top : top + h.shape[2], left : left + h.shape[3]]
-        return laplacian + self.gamma_l2 * h
+        return _differences_adjoint(weights * _edge_maps(h, difference)) + self.gamma_l2 * h
+
+    @property
+    def hilbert(self) -> bool:
+        return True
+
+    def _dual_gaussian(
+        self, like: Tensor, generator: torch.Generator | None, at: Tensor | None
+    ) -> Tensor:
+        # M = A^T W A + gamma_l2 I, so A^T W^{1/2} z_e + gamma_l2^{1/2} z (independent
+        # standard normal z_e per edge and z per pixel) has covariance M.
+        assert at is not None  # local: _check_base_point requires it
+        weights = self.edge_weights(upcast(at).to(like.dtype))
+        h = _differences_adjoint(weights.sqrt() * standard_normal(weights.shape, like, generator))
+        if self.gamma_l2:
+            h = h + math.sqrt(self.gamma_l2) * standard_normal(like.shape, like, generator)
+        return h
+
+    def _dual_gaussian_variance(self, like: Tensor, at: Tensor | None) -> Tensor:
+        # Every edge adds w_e (e_p - e_q)(e_p - e_q)^T, of trace 2 w_e, to M.
+        assert at is not None
+        weights = self.edge_weights(upcast(at).to(like.dtype))
+        return 2 * weights.flatten(1).sum(1) / like[0].numel() + self.gamma_l2
 
     def _norm_at(self, x: Tensor, at: Tensor) -> Tensor:
         if self.gamma_l2 == 0:

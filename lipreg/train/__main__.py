@@ -2,7 +2,7 @@
 
 import sys
 
-from lipreg.cli import train_extra_problem
+from lipreg.train.extra import train_extra_problem
 
 PROG = "python -m lipreg.train"
 

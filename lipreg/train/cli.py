@@ -2,478 +2,37 @@
 
 Options resolve as: the defaults of :class:`~lipreg.train.config.TrainConfig`, then
 ``--preset``, then the options given explicitly; with ``--resume`` the checkpoint's
-configuration takes the place of the defaults. ``--compare-norms`` trains that configuration
-once per norm (:mod:`lipreg.train.compare`).
+configuration takes the place of the defaults. The result is parsed once into a
+:class:`~lipreg.train.plan.Plan`, in which the options a preset set that the explicit ones
+make meaningless give way (:mod:`lipreg.train.unused`). ``--compare-norms`` trains that
+configuration once per norm (:mod:`lipreg.train.compare`). The options themselves are
+defined in :mod:`lipreg.train.options`, the presets in :mod:`lipreg.train.presets`.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from lipreg.losses import LOSSES
-from lipreg.norms import parse_norm
-from lipreg.train.config import (
-    CRITIC_SCALES,
-    LOSS_CHOICES,
-    LR_DECAYS,
-    MODELS,
-    PRECISIONS,
-    PRESET_HELP,
-    PRESETS,
-    TrainConfig,
-)
-from lipreg.train.constraints import KINDS, parse_constraint
-from lipreg.train.ctransform import FORMULA as CTRANSFORM_FORMULA
-from lipreg.train.data import DATASETS
-from lipreg.train.penalties import PENALTIES, check_lam
-
-_D = TrainConfig()
-
-_DESCRIPTION = """\
-Train a GAN whose critic is regularised by a lipreg penalty,
-
-    d_loss = loss.critic(d_real, d_fake) + penalty(critic, real, fake)
-
-(the Wasserstein loss d_fake.mean() - d_real.mean() by default; see --loss) on toy 2-D
-data, embedded images, CIFAR-10 (local, or fetched with --download) or a folder of images.
-Writes scalars (scalars.jsonl, TensorBoard), sample grids, metrics (IS/FID/KID where
-torch-fidelity is installed), plots and checkpoints to --out.
-Several processes: torchrun --nproc_per_node N -m lipreg.train ... (batch sizes are global).
-"""
-
-_EPILOG = """\
-examples:
-  lipreg train --data 8gaussians --steps 2000 --norm lp:p=1 --lam auto --gamma auto
-  lipreg train --data 8gaussians --steps 2000 --compare-norms l2 lp:p=1 lp:p=inf
-  lipreg train --norm sobolev:s=-1.5 --lam auto --gamma auto --model dcgan --width 16
-  lipreg train --preset bwgan-cifar10 --download   # fetches CIFAR-10 once into the cache
-  lipreg train --preset bwgan-cifar10 --data-root ~/data --inception-weights inception.pth
-  lipreg train --data digits --loss rpgan --penalty r1r2 --gamma 0.05 --norm sobolev:s=1
-  lipreg train --data digits --penalty none --constraint sn:conv=fft --loss hinge
-  lipreg train --data digits --penalty none --loss ctransform --norm sobolev:s=-1.5
-  lipreg train --resume runs/lipreg            # continue an interrupted run exactly
-"""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0 (0: off), got {text!r}")
-    return value
-
-
-def _number(
-    low: float, high: float, *, open_low: bool, open_high: bool, auto: bool = False
-) -> Callable[[str], Any]:
-    """A parser of numbers in an interval (and of ``auto`` when allowed)."""
-    interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
-    expected = f"expected {'auto or ' if auto else ''}a number in {interval}"
-
-    def parse(text: str) -> float | str:
-        if auto and text.strip().lower() == "auto":
-            return "auto"
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
-        inside = (value > low if open_low else value >= low) and (
-            value < high if open_high else value <= high
-        )
-        if math.isnan(value) or not inside:
-            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}")
-        return value
-
-    return parse
-
-
-def _norm(text: str) -> str:
-    try:
-        return parse_norm(text).spec
-    except (TypeError, ValueError) as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _constraint(text: str) -> str:
-    try:
-        return parse_constraint(text).spec
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _existing_file(text: str) -> str:
-    if not Path(text).expanduser().is_file():
-        raise argparse.ArgumentTypeError(f"no file at {text!r}")
-    return str(Path(text).expanduser())
-
-
-def _device(text: str) -> str:
-    import torch
-
-    if text == "auto":
-        return text
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a device; use auto, cpu, cuda or cuda:N"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available here; use cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise argparse.ArgumentTypeError(f"{text!r}: the trainer runs on cpu or cuda")
-    return text
-
-
-def _default(name: str) -> str:
-    value = getattr(_D, name)
-    if isinstance(value, tuple):
-        value = " ".join(map(str, value))
-    return f"(default: {value})"
-
-
-def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser of ``lipreg train``; options left out are absent from the result
-    (``argparse.SUPPRESS``), so presets and checkpoints can supply them."""
-    p = argparse.ArgumentParser(
-        prog=prog or "lipreg train",
-        description=_DESCRIPTION,
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        argument_default=argparse.SUPPRESS,
-    )
-    p.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        help="start from a published configuration; options given explicitly override it. "
-        + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()),
-    )
-    data = p.add_argument_group("data")
-    data.add_argument(
-        "--data",
-        choices=list(DATASETS),
-        help="the training data: "
-        + "; ".join(f"{k}: {v.description}" for k, v in DATASETS.items())
-        + f" {_default('data')}",
-    )
-    data.add_argument(
-        "--data-root",
-        metavar="DIR",
-        help="directory of cifar10 (cifar-10-batches-py or its parent; default: the cache, "
-        "$LIPREG_CACHE, else $XDG_CACHE_HOME/lipreg or ~/.cache/lipreg) or folder data",
-    )
-    data.add_argument(
-        "--download",
-        action=argparse.BooleanOptionalAction,
-        help="fetch cifar10 / cifar10-test when absent from the data root: the official "
-        "cifar-10-python.tar.gz, checked against its published MD5 and unpacked into "
-        "--data-root or the cache, where later runs find it; without it nothing is "
-        "downloaded (default: off)",
-    )
-    data.add_argument(
-        "--image-size",
-        type=_positive_int,
-        metavar="N",
-        help="side of the square training images (patch size for patches, a resize for the "
-        "others); generators need 4 * 2**k (default: the data's own, 32 for patches)",
-    )
-    data.add_argument(
-        "--data-size",
-        type=_positive_int,
-        metavar="N",
-        help="samples generated for toy data and patches, or a seeded random subset of the "
-        "others (default: 100000 toy points, 10000 patches, all images)",
-    )
-    models = p.add_argument_group("models")
-    models.add_argument(
-        "--model",
-        choices=MODELS,
-        help="networks: resnet (the paper's CIFAR-10 pair), dcgan, mlp (WGAN-GP toy, 3 x 512); "
-        f"auto picks mlp for points, resnet for 32x32 images, dcgan otherwise {_default('model')}",
-    )
-    models.add_argument(
-        "--width",
-        type=_positive_int,
-        metavar="N",
-        help="channels (resnet 128, dcgan 64) or hidden units (mlp 512) (default: those)",
-    )
-    models.add_argument(
-        "--z-dim",
-        type=_positive_int,
-        metavar="N",
-        help="noise dimension (default: 128 for images, 2 for toy data)",
-    )
-    pen = p.add_argument_group("objective and penalty")
-    pen.add_argument(
-        "--loss",
-        choices=LOSS_CHOICES,
-        help="the losses of critic and generator: "
-        + "; ".join(f"{k}: {v.formula}" for k, v in LOSSES.items())
-        + f"; ctransform: {CTRANSFORM_FORMULA}; auto: wgan with gp, lp, dragan and fd and with "
-        "--penalty none under a --constraint, ns with r1, r2, r1r2 and with no regulariser "
-        f"{_default('loss')}",
-    )
-    pen.add_argument(
-        "--penalty",
-        choices=sorted(PENALTIES),
-        help="; ".join(f"{k}: {v.description}" for k, v in PENALTIES.items())
-        + f" {_default('penalty')}",
-    )
-    pen.add_argument(
-        "--norm",
-        type=_norm,
-        metavar="SPEC",
-        help="the norm of B: l2 | lp:p=P (1 <= P <= inf) | sobolev:s=S[,p=P][,c=C] | "
-        "w2[:gamma_l2=G,low=L,high=H] (Wasserstein-2 tangent norm, images, fixed --lam and "
-        f"--gamma), e.g. sobolev:s=-1.5 for W^(-3/2,2) {_default('norm')}",
-    )
-    pen.add_argument(
-        "--compare-norms",
-        type=_norm,
-        nargs="+",
-        metavar="SPEC",
-        help="toy data only, instead of --norm: train one run per norm with the same seed, data "
-        "and options, each in OUT/SPEC (':' written '_', e.g. OUT/lp_p=1), and draw their "
-        "critics' value surfaces side by side, titled with each run's exact W1, in "
-        "OUT/norm_comparison.png; e.g. --compare-norms l2 lp:p=1 lp:p=inf (not with --resume "
-        "or torchrun)",
-    )
-    pen.add_argument(
-        "--lam",
-        type=_number(0, math.inf, open_low=False, open_high=True, auto=True),
-        metavar="auto|X",
-        help="penalty weight lam >= 0, or auto: lam = E||X||_B over real data (the paper's "
-        f"rule); not for r1/r2, which --gamma weights {_default('lam')}",
-    )
-    pen.add_argument(
-        "--gamma",
-        type=_number(0, math.inf, open_low=True, open_high=True, auto=True),
-        metavar="auto|X",
-        help="Lipschitz constant gamma > 0, or auto: gamma = E||X||_B* over real data; with "
-        f"r1, r2 and r1r2 the penalty's weight (a number) {_default('gamma')}",
-    )
-    pen.add_argument(
-        "--gamma-final",
-        type=_number(0, math.inf, open_low=False, open_high=True),
-        metavar="X",
-        help="r1, r2, r1r2: the weight gamma goes from --gamma to X along a cosine over "
-        "--decay-steps, then stays at X (R3GAN's schedule) (default: constant)",
-    )
-    pen.add_argument(
-        "--drift",
-        type=_number(0, math.inf, open_low=False, open_high=True),
-        metavar="X",
-        help="weight of the drift term X * E[D(real)^2] in the critic loss (1e-5 in the "
-        f"paper's code) {_default('drift')}",
-    )
-    pen.add_argument(
-        "--critic-scale",
-        choices=CRITIC_SCALES,
-        help="gamma: the critic computes D = gamma * f(x), f the network (lipreg.scale_by_gamma;"
-        " the same objective, but f only needs slope 1, so --gamma auto trains as fast as "
-        "--gamma 1; with --gamma auto, lam and gamma are estimated once from up to 10000 real "
-        "samples before training); none: D = f, the paper's reference code. Penalties "
-        f"without a Lipschitz constant (r1, r2) are never scaled {_default('critic_scale')}",
-    )
-    pen.add_argument(
-        "--constraint",
-        type=_constraint,
-        metavar="SPEC",
-        help="a hard constraint on the critic's weights, alone (--penalty none) or with a "
-        "penalty: "
-        + "; ".join(f"{k}: {v}" for k, v in KINDS.items())
-        + f" {_default('constraint')}",
-    )
-    pen.add_argument(
-        "--lazy-every",
-        type=_positive_int,
-        metavar="K",
-        help="lazy regularisation: apply the penalty on every K-th critic step only, times K "
-        f"(StyleGAN2 uses 16 with r1) {_default('lazy_every')}",
-    )
-    opt = p.add_argument_group("optimisation")
-    opt.add_argument(
-        "--steps", type=_positive_int, metavar="N", help=f"generator steps {_default('steps')}"
-    )
-    opt.add_argument(
-        "--n-critic",
-        type=_positive_int,
-        metavar="N",
-        help=f"critic steps per generator step {_default('n_critic')}",
-    )
-    opt.add_argument(
-        "--batch-size",
-        type=_positive_int,
-        metavar="N",
-        help=f"real and fake samples per critic step, over all processes {_default('batch_size')}",
-    )
-    opt.add_argument(
-        "--gen-batch-size",
-        type=_positive_int,
-        metavar="N",
-        help=f"samples per generator step, over all processes {_default('gen_batch_size')}",
-    )
-    opt.add_argument(
-        "--lr",
-        type=_number(0, math.inf, open_low=True, open_high=True),
-        metavar="X",
-        help=f"Adam learning rate of both networks {_default('lr')}",
-    )
-    opt.add_argument(
-        "--betas",
-        type=_number(0, 1, open_low=False, open_high=True),
-        nargs=2,
-        metavar=("B1", "B2"),
-        help=f"Adam betas {_default('betas')}",
-    )
-    opt.add_argument(
-        "--lr-decay",
-        choices=LR_DECAYS,
-        help="linear or cosine: learning rates go from --lr to --lr-final at --decay-steps and "
-        f"stay there (cosine as R3GAN's); none: constant {_default('lr_decay')}",
-    )
-    opt.add_argument(
-        "--lr-final",
-        type=_number(0, math.inf, open_low=False, open_high=True),
-        metavar="X",
-        help="where --lr-decay linear or cosine ends (default: 0)",
-    )
-    opt.add_argument(
-        "--decay-steps",
-        type=_positive_int,
-        metavar="N",
-        help="the generator step at which every schedule (learning rate, --beta2-final, "
-        "--gamma-final, --ema-half-life) reaches its final value (default: --steps)",
-    )
-    opt.add_argument(
-        "--beta2-final",
-        type=_number(0, 1, open_low=False, open_high=True),
-        metavar="B2",
-        help="Adam's beta2 goes from the second of --betas to B2 along a cosine over "
-        "--decay-steps (R3GAN's schedule) (default: constant)",
-    )
-    opt.add_argument(
-        "--ema",
-        type=_number(0, 1, open_low=False, open_high=True),
-        metavar="DECAY",
-        help="decay of the generator's exponential moving average used for samples and "
-        f"metrics; 0 turns it off {_default('ema')}",
-    )
-    opt.add_argument(
-        "--ema-half-life",
-        type=_number(0, math.inf, open_low=True, open_high=True),
-        metavar="STEPS",
-        help="instead of --ema's constant decay, a half-life in generator steps that grows from "
-        "0 to STEPS along a cosine over --decay-steps: decay 0.5 ** (1 / half-life) (R3GAN's "
-        "weight average, which counts images) (default: off)",
-    )
-    opt.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        help="32: float32; bf16 / fp16: autocast (fp16 with GradScalers, also inside the "
-        f"penalty) {_default('precision')}",
-    )
-    opt.add_argument(
-        "--device",
-        type=_device,
-        help="auto (cuda if available), cpu, cuda, cuda:N; under torchrun each process uses "
-        f"cuda:LOCAL_RANK {_default('device')}",
-    )
-    opt.add_argument(
-        "--seed", type=_count, metavar="N", help=f"seed of data, weights, noise {_default('seed')}"
-    )
-    outs = p.add_argument_group("outputs")
-    outs.add_argument(
-        "--out",
-        metavar="DIR",
-        help=f"run directory {_default('out')}; with --resume, the checkpoint's directory",
-    )
-    outs.add_argument(
-        "--log-every",
-        type=_positive_int,
-        metavar="N",
-        help=f"write scalars every N steps {_default('log_every')}",
-    )
-    outs.add_argument(
-        "--eval-every",
-        type=_count,
-        metavar="N",
-        help="sample grid and metrics every N steps (and at the end); 0: only at the end "
-        f"{_default('eval_every')}",
-    )
-    outs.add_argument(
-        "--eval-samples",
-        type=_positive_int,
-        metavar="N",
-        help="generated and real samples per evaluation (toy data: at most 4096, whose exact "
-        f"W1 is an assignment problem) {_default('eval_samples')}",
-    )
-    outs.add_argument(
-        "--checkpoint-every",
-        type=_count,
-        metavar="N",
-        help="checkpoint every N steps (always at the end and on SIGINT/SIGTERM); 0: only "
-        f"then {_default('checkpoint_every')}",
-    )
-    outs.add_argument(
-        "--resume",
-        metavar="PATH",
-        help="continue exactly from a checkpoint (a checkpoint.pt or its run directory) with "
-        "its settings, writing where the checkpoint is unless --out is given; output options "
-        "may change, and --steps (which also moves the end of the learning-rate decay: the "
-        "rate continues on the new line from the checkpoint's step)",
-    )
-    outs.add_argument(
-        "--inception",
-        action=argparse.BooleanOptionalAction,
-        help="IS, FID and KID of images at every evaluation through torch-fidelity (pip "
-        "install torch-fidelity), with its standard Inception weights, downloaded once into "
-        "the cache and SHA-256 checked, or --inception-weights; without torch-fidelity the "
-        "run says so and goes on (default: on)",
-    )
-    outs.add_argument(
-        "--inception-weights",
-        type=_existing_file,
-        metavar="PATH",
-        help="a local copy of the Inception weights for IS, FID and KID (offline machines); "
-        "default: torch-fidelity's standard weights from the cache",
-    )
-    outs.add_argument(
-        "--tensorboard",
-        action=argparse.BooleanOptionalAction,
-        help="also write TensorBoard events when tensorboard is installed (default: on)",
-    )
-    outs.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        help="show a progress bar (default: on)",
-    )
-    return p
+from lipreg.train.config import TrainConfig
+from lipreg.train.options import build_parser
+from lipreg.train.plan import Plan
+from lipreg.train.presets import PRESETS
 
 
 @dataclass(frozen=True)
 class Command:
     """What a ``lipreg train`` command line asks for."""
 
-    config: TrainConfig  #: the run (with ``compare_norms``: every run, but for its norm)
+    #: the configuration asked for (with ``compare_norms``: of every run, but for its norm),
+    #: its specs spelt canonically and the options a preset set that the explicit ones make
+    #: meaningless at their defaults; ``loss`` as given (``plan.config`` has it resolved)
+    config: TrainConfig
+    plan: Plan  #: ``config`` parsed
     resume: dict[str, Any] | None = None  #: the checkpoint to continue (``--resume``)
     compare_norms: tuple[str, ...] = ()  #: canonical specs of ``--compare-norms``, or ``()``
 
@@ -511,21 +70,22 @@ def parse_command(
         values.update(saved.to_dict())
         # A copied run continues in its copy, not in the directory it was copied from.
         values["out"] = str(checkpoint.locate(resume_path).parent)
-    if preset is not None:
-        values.update(PRESETS[preset])
+    preset_values = PRESETS[preset] if preset is not None else {}
+    values.update(preset_values)
     values.update(given)
     try:
-        config = TrainConfig.from_dict(values)
-        check_lam(config, given="lam" in given)
+        asked = TrainConfig.from_dict(values, check=False)
+        plan = Plan.parse(asked, given=set(given), preset=set(preset_values))
     except ValueError as e:
         parser.error(str(e))
+    config = dataclasses.replace(plan.config, loss=asked.loss)
     norms: tuple[str, ...] = ()
     if compare is not None:
         try:
             norms = tuple(check_comparison(config, compare))
         except ComparisonError as e:
             parser.error(str(e))
-    return Command(config, resume, norms)
+    return Command(config, plan, resume, norms)
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
@@ -543,18 +103,19 @@ def _main(argv: Sequence[str] | None, parser: argparse.ArgumentParser) -> int:
     from lipreg.train.checkpoint import CheckpointError
     from lipreg.train.evaluate import describe_metrics
     from lipreg.train.loop import Trainer
+    from lipreg.train.runner import Runner
 
     command = parse_command(argv, parser)
     if command.compare_norms:
         return _compare(command, parser)
     try:
-        trainer = Trainer(command.config, command.resume)
+        trainer = Trainer(command.plan, command.resume)
     except (ValueError, CheckpointError) as e:
         parser.error(str(e))
     try:
-        summary = trainer.run()
+        summary = Runner(trainer).run()
     except OSError as e:  # unreadable data, a full disk: the user's files, not a bug
-        parser.exit(2, f"{parser.prog}: error: {e}\n")
+        parser.error(str(e))
     finally:
         trainer.close()
     if trainer.ctx.main and summary.files:
@@ -572,7 +133,7 @@ def _compare(command: Command, parser: argparse.ArgumentParser) -> int:
     except ComparisonError as e:
         parser.error(str(e))
     except OSError as e:
-        parser.exit(2, f"{parser.prog}: error: {e}\n")
+        parser.error(str(e))
     for run in comparison.runs:
         print(f"lipreg train: {run.norm}: W1 = {run.w1:.4g} ({run.out})")
     if comparison.figure is not None:

@@ -28,6 +28,7 @@ from lipreg.train.data import DATASETS
 from lipreg.train.distributed import launched_world
 from lipreg.train.loop import Trainer
 from lipreg.train.penalties import check_norm
+from lipreg.train.runner import Runner
 
 FIGURE = "norm_comparison.png"
 """The comparison figure's file name in the output directory."""
@@ -91,10 +92,11 @@ def check_comparison(config: TrainConfig, norms: Sequence[str]) -> list[str]:
     canonical: list[str] = []
     for text in norms:
         try:
-            norm = parse_norm(text).spec
-            check_norm(norm, _TOY_SAMPLE_SHAPE)
+            parsed = parse_norm(text)
+            check_norm(parsed, _TOY_SAMPLE_SHAPE)
         except (TypeError, ValueError) as e:
             raise ComparisonError(f"--compare-norms {text}: {e}") from None
+        norm = parsed.spec
         if norm in canonical:
             raise ComparisonError(
                 f"--compare-norms names the norm {norm} twice ({text!r}); give each norm once"
@@ -132,7 +134,7 @@ def compare_norms(config: TrainConfig, norms: Sequence[str]) -> Comparison:
             except ValueError as e:
                 raise ComparisonError(f"--compare-norms, run of {norm}: {e}") from e
             try:
-                summary = trainer.run()
+                summary = Runner(trainer).run()
             finally:
                 trainer.close()
             if summary.interrupted:

@@ -1,9 +1,11 @@
-"""The trainer's configuration: one dataclass of plain values, and the paper's presets.
+"""The trainer's configuration: one dataclass of plain values.
 
 Every field is a plain Python value (str, int, float, bool, None or a tuple of floats), so a
 configuration is saved in checkpoints (loadable with ``weights_only=True``) and as JSON.
-Values are resolved in this order: the defaults below, then a preset, then the options given
-explicitly on the command line.
+Values are resolved in this order: the defaults below, then a preset
+(:mod:`lipreg.train.presets`), then the options given explicitly on the command line. A run
+parses it once into typed parts (:class:`lipreg.train.plan.Plan`); its text specs (``norm``,
+``constraint``) are parsed here, by :meth:`TrainConfig.parsed`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from lipreg.losses import LOSSES
-from lipreg.norms import parse_norm
-from lipreg.train.constraints import parse_constraint
+from lipreg.norms import Norm, parse_norm
+from lipreg.train.constraints import ConstraintSpec, parse_constraint
 from lipreg.train.data import DATASETS, DEFAULT_IMAGE_DATASET
 
 
@@ -70,6 +72,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     inception: bool = True
     inception_weights: str | None = None
+    inception_weights_unverified: bool = False
     tensorboard: bool = True
     progress: bool = True
 
@@ -80,14 +83,16 @@ class TrainConfig:
         return out
 
     @classmethod
-    def from_saved(cls, values: dict[str, Any]) -> TrainConfig:
+    def from_saved(cls, values: dict[str, Any], check: bool = True) -> TrainConfig:
         """:meth:`from_dict` of a configuration saved in a checkpoint: options added since it
         was written take the value that reproduces its run (:data:`SAVED_DEFAULTS`)."""
-        return cls.from_dict({**SAVED_DEFAULTS, **values})
+        return cls.from_dict({**SAVED_DEFAULTS, **values}, check=check)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+    def from_dict(cls, values: dict[str, Any], check: bool = True) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``. The result is
+        :meth:`checked` unless ``check`` is false (for a caller that parses it next, as
+        :meth:`lipreg.train.plan.Plan.parse` does)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -96,17 +101,36 @@ class TrainConfig:
         betas = values.get("betas")
         if isinstance(betas, (list, tuple)):  # JSON has no tuples; other types are refused
             values["betas"] = tuple(float(b) if isinstance(b, int) else b for b in betas)
-        return cls(**values).checked()
+        config = cls(**values)
+        return config.checked() if check else config
 
     def checked(self) -> TrainConfig:
-        """``self`` with the norm in its canonical spelling if every value is valid (so that
-        ``"sobolev:s=-1.5"`` and ``"sobolev:s=-1.5,p=2,c=5"`` compare equal when a run is
-        resumed); otherwise ``ValueError`` naming the first bad option."""
+        """``self`` with the norm and the constraint in their canonical spelling if every
+        value is valid (so that ``"sobolev:s=-1.5"`` and ``"sobolev:s=-1.5,p=2,c=5"`` compare
+        equal when a run is resumed); otherwise ``ValueError`` naming the first bad option."""
+        return self.parsed()[0]
+
+    def parsed(self) -> tuple[TrainConfig, Norm, ConstraintSpec]:
+        """:meth:`checked`'s configuration with its parsed norm and constraint: the one place
+        where the text specs are parsed (``ValueError`` naming the first bad option)."""
         for problem in _problems(self):
             raise ValueError(problem)
-        return dataclasses.replace(
-            self, norm=parse_norm(self.norm).spec, constraint=parse_constraint(self.constraint).spec
-        )
+        norm = _spec("--norm", parse_norm, self.norm)
+        constraint = _spec("--constraint", parse_constraint, self.constraint)
+        canonical = dataclasses.replace(self, norm=norm.spec, constraint=constraint.spec)
+        return canonical, norm, constraint
+
+
+_Spec = typing.TypeVar("_Spec")
+
+
+def _spec(option: str, parse: typing.Callable[[str], _Spec], text: str) -> _Spec:
+    """``parse(text)``, its ``TypeError`` or ``ValueError`` as a ``ValueError`` naming
+    ``option``."""
+    try:
+        return parse(text)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{option}: {e}") from None
 
 
 # Options added after checkpoints existed, with the value that older checkpoints ran with.
@@ -127,6 +151,7 @@ RUNTIME_FIELDS = frozenset(
         "checkpoint_every",
         "inception",
         "inception_weights",
+        "inception_weights_unverified",
         "tensorboard",
         "progress",
         "data_root",
@@ -146,7 +171,8 @@ _POSITIVE_INTS = (
 _NON_NEGATIVE_INTS = ("eval_every", "checkpoint_every")
 
 
-def _option(name: str) -> str:
+def flag(name: str) -> str:
+    """The command-line option of the field ``name`` (``"lr_final"`` -> ``"--lr-final"``)."""
     return "--" + name.replace("_", "-")
 
 
@@ -172,7 +198,7 @@ def _has_type(value: object, hint: Any) -> bool:
 def _type_problems(c: TrainConfig) -> list[str]:
     hints = typing.get_type_hints(TrainConfig)
     return [
-        f"{_option(f.name)} must be {_type_name(hints[f.name])}, got {getattr(c, f.name)!r}"
+        f"{flag(f.name)} must be {_type_name(hints[f.name])}, got {getattr(c, f.name)!r}"
         for f in fields(c)
         if not _has_type(getattr(c, f.name), hints[f.name])
     ]
@@ -188,14 +214,14 @@ def _problems(c: TrainConfig) -> list[str]:
         return out
     for name in _POSITIVE_INTS:
         if getattr(c, name) < 1:
-            out.append(f"{_option(name)} must be a positive integer, got {getattr(c, name)}")
+            out.append(f"{flag(name)} must be a positive integer, got {getattr(c, name)}")
     for name in _NON_NEGATIVE_INTS:
         if getattr(c, name) < 0:
-            out.append(f"{_option(name)} must be >= 0 (0 turns it off), got {getattr(c, name)}")
+            out.append(f"{flag(name)} must be >= 0 (0 turns it off), got {getattr(c, name)}")
     for name in ("width", "z_dim", "image_size", "data_size", "decay_steps"):
         value = getattr(c, name)
         if value is not None and value < 1:
-            out.append(f"{_option(name)} must be a positive integer, got {value}")
+            out.append(f"{flag(name)} must be a positive integer, got {value}")
     if not (math.isfinite(c.lr) and c.lr > 0):
         out.append(f"--lr must be a positive number, got {c.lr}")
     if not all(0.0 <= b < 1.0 for b in c.betas):
@@ -228,15 +254,7 @@ def _problems(c: TrainConfig) -> list[str]:
         ("critic_scale", CRITIC_SCALES),
     ):
         if getattr(c, name) not in allowed:
-            out.append(f"{_option(name)} must be one of {list(allowed)}, got {getattr(c, name)!r}")
-    try:
-        parse_norm(c.norm)
-    except (TypeError, ValueError) as e:
-        out.append(f"--norm: {e}")
-    try:
-        parse_constraint(c.constraint)
-    except ValueError as e:
-        out.append(f"--constraint: {e}")
+            out.append(f"{flag(name)} must be one of {list(allowed)}, got {getattr(c, name)!r}")
     data = DATASETS.get(c.data)
     if data is not None and data.kind == "toy" and c.eval_samples > W1_MAX_SAMPLES:
         out.append(
@@ -249,20 +267,14 @@ def _problems(c: TrainConfig) -> list[str]:
 
 def _schedule_problems(c: TrainConfig) -> list[str]:
     out = []
-    if c.lr_final is not None:
-        if not (math.isfinite(c.lr_final) and c.lr_final >= 0):
-            out.append(f"--lr-final must be a number >= 0, got {c.lr_final}")
-        elif c.lr_decay == "none":
-            out.append("--lr-final is where --lr-decay linear or cosine ends; drop it with none")
+    if c.lr_final is not None and not (math.isfinite(c.lr_final) and c.lr_final >= 0):
+        out.append(f"--lr-final must be a number >= 0, got {c.lr_final}")
     if c.beta2_final is not None and not (0.0 <= c.beta2_final < 1.0):
         out.append(f"--beta2-final must lie in [0, 1), got {c.beta2_final}")
     if c.gamma_final is not None and not (math.isfinite(c.gamma_final) and c.gamma_final >= 0):
         out.append(f"--gamma-final must be a number >= 0, got {c.gamma_final}")
-    if c.ema_half_life is not None:
-        if not (math.isfinite(c.ema_half_life) and c.ema_half_life > 0):
-            out.append(f"--ema-half-life must be a number of steps > 0, got {c.ema_half_life}")
-        elif c.ema == 0:
-            out.append("--ema 0 turns the weight average off; drop --ema-half-life or --ema 0")
+    if c.ema_half_life is not None and not (math.isfinite(c.ema_half_life) and c.ema_half_life > 0):
+        out.append(f"--ema-half-life must be a number of steps > 0, got {c.ema_half_life}")
     return out
 
 
@@ -277,121 +289,3 @@ LOSS_CHOICES = ("auto", *LOSSES, "ctransform")
 CRITIC_SCALES = ("gamma", "none")
 LR_DECAYS = ("linear", "cosine", "none")
 PRECISIONS = ("32", "bf16", "fp16")
-
-# The paper's CIFAR-10 set-up (Adler & Lunz 2018, section 5, and its reference code): the
-# WGAN-GP ResNet pair, Adam(2e-4, betas (0, 0.9)) decayed linearly to zero over 100k
-# generator steps, 5 critic steps of batch 64 per generator step of batch 128, the drift
-# term 1e-5 E[D(real)^2], lam and gamma estimated from the data, and a weight average of the
-# generator with decay 0.99 as in the reference code. The W^{-3/2,2} run is the default;
-# ``--norm lp:p=10`` gives the L^10 run.
-PRESETS: dict[str, dict[str, Any]] = {
-    "bwgan-cifar10": {
-        "data": "cifar10",
-        "model": "resnet",
-        "width": 128,
-        "z_dim": 128,
-        "penalty": "gp",
-        "norm": "sobolev:s=-1.5,p=2,c=5",
-        "lam": "auto",
-        "gamma": "auto",
-        "drift": 1e-5,
-        "steps": 100_000,
-        "n_critic": 5,
-        "batch_size": 64,
-        "gen_batch_size": 128,
-        "lr": 2e-4,
-        "betas": (0.0, 0.9),
-        "lr_decay": "linear",
-        "ema": 0.99,
-        # The reference code's critic is the network itself (slope gamma ~ E||X||_B*);
-        # "gamma" would be the same objective, reached faster under Adam.
-        "critic_scale": "none",
-        "eval_every": 5000,
-        "eval_samples": 10_000,
-        "checkpoint_every": 5000,
-    },
-}
-# WGAN-GP with the same networks and schedule (the paper's baseline, IS 7.86).
-PRESETS["wgan-gp-cifar10"] = {**PRESETS["bwgan-cifar10"], "norm": "l2", "lam": 10.0, "gamma": 1.0}
-
-# R3GAN's CIFAR-10 objective and schedules (Huang et al., NeurIPS 2024), read from the public
-# code github.com/brownvc/R3GAN at commit 19a7ddf463fbac2bd39b4c1c73d63f1c441c7403: train.py's
-# CIFAR10 preset (lines 178-196), the README's CIFAR-10 command (--batch=512, line 36),
-# training/training_loop.py (the schedules, lines 29-38 and 307-331; the EMA, line 351) and
-# R3GAN/Trainer.py (the losses). Its schedules run in images over decay_nimg = 2e7 (train.py
-# line 190); one iteration is one D and one G step on batch_size = 512 images each
-# (training_loop.py lines 218-227, 287-305, 358), so 2e7 images are 2e7 / 512 = 39062.5 of
-# lipreg's generator steps (rounded up). lipreg's ResNet pair replaces R3GAN's networks; see
-# docs/trainer.md for what differs.
-_R3GAN_BATCH = 512  # README.md line 36: --batch=512
-_R3GAN_HORIZON = math.ceil(2e7 / _R3GAN_BATCH)  # train.py line 190: decay_nimg = 2e7
-PRESETS["r3gan-cifar10"] = {
-    "data": "cifar10",
-    "model": "resnet",
-    "width": 128,  # lipreg's ResNet (R3GAN: 768 channels per stage, train.py line 179)
-    "z_dim": 64,  # train.py line 183: NoiseDimension = 64
-    "loss": "rpgan",  # R3GAN/Trainer.py: softplus(-(D(real) - D(fake))) and its mirror for G
-    "penalty": "r1r2",  # R3GAN/Trainer.py: (Gamma / 2) * (R1Penalty + R2Penalty)
-    "norm": "l2",  # R3GAN/Trainer.py: Gradient.square().sum([1, 2, 3])
-    "gamma": 0.05,  # train.py line 195: gamma_scheduler base_value 0.05
-    "gamma_final": 0.005,  # train.py line 195: final_value 0.005
-    "drift": 0.0,
-    "lazy_every": 1,
-    "steps": _R3GAN_HORIZON,  # R3GAN trains until stopped (--kimg default 1e7 kimg, line 143)
-    "decay_steps": _R3GAN_HORIZON,
-    "n_critic": 1,  # training_loop.py lines 218-227: one D phase, one G phase
-    "batch_size": _R3GAN_BATCH,
-    "gen_batch_size": _R3GAN_BATCH,  # the G phase also draws batch_size (lines 290-305)
-    "lr": 2e-4,  # train.py line 194: lr_scheduler base_value 2e-4
-    "lr_final": 5e-5,  # train.py line 194: final_value 5e-5
-    "lr_decay": "cosine",  # training_loop.py lines 29-38: cosine_decay_with_warmup, no warm-up
-    "betas": (0.0, 0.9),  # training_loop.py line 331: betas (0, beta2); train.py line 196: 0.9
-    "beta2_final": 0.99,  # train.py line 196: beta2_scheduler final_value 0.99
-    # train.py lines 189 and 192: EMA half-life from 0 to ema_nimg = 5e6 images, in steps
-    "ema_half_life": 5e6 / _R3GAN_BATCH,
-    "eval_every": 5000,
-    "eval_samples": 50_000,  # train.py line 142: --metrics default fid50k_full
-    "checkpoint_every": 5000,
-}
-
-# The README's main job: a Banach Wasserstein GAN on scikit-learn's digits, resized to 16x16
-# (the DCGAN pair needs sides 4 * 2**k), trained in a few minutes on a laptop CPU: the paper's
-# loss, penalty (W^{-3/2,2}, lam and gamma estimated from the data), optimiser and critic
-# steps, with the critic parametrised as D = gamma * f (--critic-scale gamma) so that
-# gamma = E||X||_B* trains in so short a run; the digits quality metric at every evaluation.
-PRESETS["bwgan-digits"] = {
-    "data": "digits",
-    "image_size": 16,
-    "model": "dcgan",
-    "width": 32,
-    "z_dim": 128,
-    "penalty": "gp",
-    "norm": "sobolev:s=-1.5,p=2,c=5",
-    "lam": "auto",
-    "gamma": "auto",
-    "critic_scale": "gamma",
-    "drift": 1e-5,
-    "steps": 600,
-    "n_critic": 5,
-    "batch_size": 64,
-    "gen_batch_size": 128,
-    "lr": 2e-4,
-    "betas": (0.0, 0.9),
-    "lr_decay": "linear",
-    "ema": 0.999,
-    "eval_every": 100,
-    "eval_samples": 1000,
-    "checkpoint_every": 0,
-}
-
-PRESET_HELP = {
-    "bwgan-digits": "the README's main job: digits at 16x16, DCGAN pair of width 32, "
-    "W^{-3/2,2} penalty with lam and gamma auto and D = gamma * f, 600 steps (about 3 minutes "
-    "on 2 CPU cores), the digits quality metric every 100 steps",
-    "bwgan-cifar10": "the paper's CIFAR-10 run: ResNet pair, W^{-3/2,2} penalty, lam and gamma "
-    "auto, drift 1e-5, 100k generator steps",
-    "wgan-gp-cifar10": "the same set-up with WGAN-GP's penalty (L^2, lam 10, gamma 1)",
-    "r3gan-cifar10": "R3GAN's CIFAR-10 objective on the ResNet pair: RpGAN loss, R1 + R2 with "
-    "gamma 0.05 -> 0.005, Adam 2e-4 -> 5e-5 with beta2 0.9 -> 0.99 (cosines over 39063 steps), "
-    "batch 512, one critic step, EMA half-life growing to 9766 steps",
-}

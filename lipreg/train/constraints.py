@@ -103,13 +103,16 @@ def parse_constraint(text: str) -> ConstraintSpec:
 
 
 class Constraint:
-    """``--constraint spec`` applied to ``critic`` (in place), whose samples have
+    """The constraint ``spec`` (a parsed ``--constraint``) applied to ``critic`` (in place),
+    whose samples have
     ``sample_shape`` (without the batch axis; ``sn:conv=fft`` traces the convolutions' input
     sizes with it). Spectral normalisation is installed here, so build the critic's optimiser
     afterwards (the normalised layers' parameters are new); then :meth:`attach` it."""
 
-    def __init__(self, spec: str, critic: nn.Module, sample_shape: tuple[int, ...]) -> None:
-        self.spec = parse_constraint(spec)
+    def __init__(
+        self, spec: ConstraintSpec, critic: nn.Module, sample_shape: tuple[int, ...]
+    ) -> None:
+        self.spec = spec
         self.clip: WeightClip | None = None
         if self.spec.kind == "sn":
             conv: Literal["power", "fft"] = "fft" if self.spec.conv == "fft" else "power"

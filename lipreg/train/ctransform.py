@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from lipreg import CTransformLoss, c_transform
+from lipreg.norms import Norm
 
 FORMULA = (
     "c-transform WGAN: critic -(mean D(x_i) + mean_j min_i (||x_i - y_j||_B - D(x_i))) "
@@ -32,9 +33,9 @@ FORMULA = (
 
 @dataclass
 class CTransformObjective:
-    """The c-transform losses of the critic and the generator in ``norm`` (a spec)."""
+    """The c-transform losses of the critic and the generator in ``norm``."""
 
-    norm: str
+    norm: Norm
     loss: CTransformLoss = field(init=False)
 
     def __post_init__(self) -> None:

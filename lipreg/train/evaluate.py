@@ -13,6 +13,8 @@ matches an uninterrupted one whatever the evaluation schedule).
 - digits (``--data digits``): instead of the sliced Wasserstein distance and the Inception
   metrics, the digits quality metric against the held-out digits
   (:mod:`lipreg.train.metrics.digits`: digits FID, classes reached, class KL, confidence);
+- Fashion-MNIST (``--data fashion-mnist``): likewise, the Fashion-MNIST quality metric
+  against the test images (:mod:`lipreg.train.metrics.fashion`, at full resolution);
 - every image data set: the spectral metric (:mod:`lipreg.train.metrics.spectral`: the
   radially averaged power spectrum against the held-out split's, or against the real subset
   where the data set has none, at the training resolution);
@@ -33,7 +35,9 @@ from lipreg.train import metrics, plots
 from lipreg.train.checkpoint import rng_state, set_rng_state
 from lipreg.train.config import TrainConfig
 from lipreg.train.data import DATASETS, TrainingData, load_dataset
+from lipreg.train.metrics.classifier import ClassifierQuality, ClassifierScores
 from lipreg.train.metrics.digits import DigitsQuality
+from lipreg.train.metrics.fashion import FashionQuality
 from lipreg.train.metrics.spectral import SpectralQuality
 
 
@@ -73,12 +77,13 @@ class Evaluator:
         index = torch.randperm(len(data), generator=gen)[:n]
         self.real = data.take(index)
         self.toy = data.is_toy
-        self.digits = DigitsQuality(device=device) if data.name.startswith("digits") else None
+        self.quality = classifier_quality(data.name, c.data_root, device)
         self.spectral = None if self.toy else SpectralQuality(self.reference_images(data))
-        # Inception features describe natural colour images; digits have their own metric.
+        # Inception features describe natural colour images; digits and Fashion-MNIST have
+        # their own metric.
         self.weights, self.note = (
             (None, "")
-            if self.toy or self.digits is not None or not c.inception
+            if self.toy or self.quality is not None or not c.inception
             else metrics.prepare_inception(c.inception_weights, progress=c.progress)
         )
         self.last_grid: Path | None = None
@@ -105,13 +110,13 @@ class Evaluator:
 
     def scores(self, fake: Tensor) -> dict[str, float]:
         """The quick quality metrics of samples ``fake`` (``metric/...`` scalars): the exact
-        W1 on toy data; the digits metric and the spectral metric on digits; the spectral
-        metric on other images (without the sliced Wasserstein distance and the Inception
-        metrics, which :meth:`evaluate` adds)."""
+        W1 on toy data; the classifier metric (digits, Fashion-MNIST) and the spectral metric
+        on images that have one; the spectral metric alone on other images (without the
+        sliced Wasserstein distance and the Inception metrics, which :meth:`evaluate` adds)."""
         if self.toy:
             return {"metric/w1": metrics.wasserstein1(fake, self.real)}
         assert self.spectral is not None  # every image data set has one
-        values = {} if self.digits is None else self.digits(fake).scalars()
+        values = {} if self.quality is None else self.quality(fake).scalars()
         return values | self.spectral(fake).scalars()
 
     def evaluate(self, step: int, generator: nn.Module) -> dict[str, float]:
@@ -128,7 +133,7 @@ class Evaluator:
             )
             c = self.config
             values = self.scores(fake)
-            if self.digits is None:  # digits have their own metric, which reads more plainly
+            if self.quality is None:  # a classifier's metric reads more plainly than the SWD
                 values = {"metric/swd": metrics.swd(self.real, fake, seed=c.seed).mean} | values
             if self.weights is not None:
                 values |= metrics.inception_metrics(
@@ -153,12 +158,28 @@ class Evaluator:
         return files
 
 
+def classifier_quality(
+    data: str, root: str | Path | None, device: torch.device
+) -> ClassifierQuality[ClassifierScores] | None:
+    """The classifier-based quality metric of the data set named ``data`` (its test files
+    under ``root``, as the data's), or ``None`` when it has none."""
+    if data.startswith("digits"):
+        return DigitsQuality(device=device)
+    if data.startswith("fashion-mnist"):
+        return FashionQuality(root=root, device=device)
+    return None
+
+
 # How the end of a run states its metrics: (key, label, format), in this order.
 _DESCRIBED = (
     ("metric/digits_fid", "digits FID", "{:.1f}"),
     ("metric/digits_classes", "classes reached", "{:.0f} of 10"),
     ("metric/digits_kl", "class KL", "{:.3f}"),
     ("metric/digits_confidence", "confidence", "{:.3f}"),
+    ("metric/fashion_fid", "Fashion-MNIST FID", "{:.1f}"),
+    ("metric/fashion_classes", "classes reached", "{:.0f} of 10"),
+    ("metric/fashion_kl", "class KL", "{:.3f}"),
+    ("metric/fashion_confidence", "confidence", "{:.3f}"),
     ("metric/spectral_distance", "spectral distance", "{:.1f} dB"),
     ("metric/spectral_hf_excess", "high frequencies", "{:+.1f} dB"),
     ("metric/w1", "W1", "{:.4g}"),
@@ -169,6 +190,13 @@ _DESCRIBED = (
 )
 
 
+# What real images score, for the FIDs of the classifier metrics (docs/metrics.md).
+_REAL = {
+    "metric/digits_fid": "real digits score about 2",
+    "metric/fashion_fid": "real images score about 6 at 500 samples, 3 at 1,000",
+}
+
+
 def describe_metrics(metrics: dict[str, float]) -> str:
     """One line stating an evaluation's ``metrics`` (``metric/...`` scalars), e.g.
     ``"digits FID 14.2 (held-out real digits: about 2), classes reached 10 of 10, ..."``."""
@@ -176,8 +204,8 @@ def describe_metrics(metrics: dict[str, float]) -> str:
     for key, label, form in _DESCRIBED:
         if key in metrics:
             text = f"{label} {form.format(metrics[key])}"
-            if key == "metric/digits_fid":
-                text += " (lower is better; real digits score about 2)"
+            if key in _REAL:
+                text += f" (lower is better; {_REAL[key]})"
             elif key == "metric/spectral_hf_excess" and round(metrics[key], 1) != 0:
                 text += " (excess)" if metrics[key] > 0 else " (deficit)"
             parts.append(text)

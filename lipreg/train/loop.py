@@ -1,4 +1,4 @@
-"""The training loop of ``lipreg train``: a GAN whose critic loss is the one line
+"""The training steps of ``lipreg train``: a GAN whose critic loss is the one line
 
     d_loss = loss.critic(d_real, d_fake) + penalty(critic, real, fake)
 
@@ -10,10 +10,12 @@ the loss's generator side (``-E D(G(z))`` for WGAN), a weight average (EMA) of t
 and the schedules of :mod:`lipreg.train.schedules` (by default linear decay of both learning
 rates to zero over ``steps`` generator steps).
 
-:class:`Trainer` builds everything from a :class:`~lipreg.train.config.TrainConfig`;
+:class:`Trainer` builds everything from the typed parts of a
+:class:`~lipreg.train.plan.Plan` (parsed from a :class:`~lipreg.train.config.TrainConfig`);
 :meth:`Trainer.critic_step`, :meth:`Trainer.generator_step` and :meth:`Trainer.iteration`
-are the steps of the loop, :meth:`Trainer.run` the loop itself with logging, evaluation,
-checkpoints and a clean stop on SIGINT/SIGTERM.
+are the steps of the loop. Its checkpoint state is a :class:`~lipreg.train.resume.RunState`
+it holds; the loop itself, with logging, evaluation, checkpoints and a clean stop on
+SIGINT/SIGTERM, is a :class:`~lipreg.train.runner.Runner` that holds the trainer.
 """
 
 from __future__ import annotations
@@ -35,29 +37,17 @@ from torch.optim.swa_utils import AveragedModel
 from lipreg import Stats
 from lipreg.scaling import GammaScale, scale_by_gamma
 from lipreg.train.batches import Batches
-from lipreg.train.config import TrainConfig, _option
+from lipreg.train.config import TrainConfig, flag
 from lipreg.train.constraints import Constraint
 from lipreg.train.ctransform import CTransformObjective
 from lipreg.train.data import load_dataset
-from lipreg.train.distributed import (
-    Context,
-    main_first,
-    setup,
-    teardown,
-    wrap,
-)
+from lipreg.train.distributed import Context, main_first, setup, teardown, wrap
+from lipreg.train.evaluate import Evaluator
+from lipreg.train.metrics.weights import check_run_weights
 from lipreg.train.models import build_models
-from lipreg.train.objectives import (
-    check_method,
-    estimates_wasserstein,
-    objective,
-    resolved,
-    warn_pairing,
-)
-from lipreg.train.penalties import PENALTIES, build_penalty, check_norm
-from lipreg.train.resume import Resumable, seed_everything
-from lipreg.train.running import Running
-from lipreg.train.schedules import Schedule, zero_centred
+from lipreg.train.penalties import build_penalty, check_norm
+from lipreg.train.plan import Plan
+from lipreg.train.resume import RunState, seed_everything
 
 CALIBRATION_SAMPLES = 10_000
 """Real samples behind lam and gamma when they are estimated before training."""
@@ -105,8 +95,9 @@ def ema_update(decay: Callable[[int], float]) -> AvgFn:
     return update
 
 
-def _calibrated(penalty: nn.Module) -> Any:
-    """The penalty holding the lam/gamma estimates (inside :class:`lipreg.Lazy`)."""
+def _inner(penalty: nn.Module) -> Any:
+    """The penalty itself, inside :class:`lipreg.Lazy`: it holds the lam/gamma estimates or
+    the weight gamma that a schedule sets."""
     inner = getattr(penalty, "penalty", None)
     return inner if isinstance(inner, nn.Module) else penalty
 
@@ -137,9 +128,12 @@ def check_out(out: str) -> None:
         raise ValueError(f"--out {out}: {existing} is not writable; give another directory")
 
 
-class Trainer(Running, Resumable):
-    """A training run, built from ``config`` (and resumed from ``resume``, a checkpoint dict
-    from :func:`lipreg.train.checkpoint.load`).
+class Trainer:
+    """The state and the steps of a training run, built from ``config`` (a configuration, or
+    its :class:`~lipreg.train.plan.Plan`) and resumed from ``resume``, a checkpoint dict from
+    :func:`lipreg.train.checkpoint.load`; ``ctx``: the process group and device (default:
+    :func:`lipreg.train.distributed.setup` of ``--device``). Run it with
+    :class:`~lipreg.train.runner.Runner`, or step it with :meth:`iteration`.
 
     Batch sizes are global: each of the ``world`` processes draws ``batch_size / world`` real
     samples per critic step and ``gen_batch_size / world`` noise vectors per generator step,
@@ -150,22 +144,22 @@ class Trainer(Running, Resumable):
 
     def __init__(
         self,
-        config: TrainConfig,
+        config: TrainConfig | Plan,
         resume: dict[str, Any] | None = None,
         ctx: Context | None = None,
     ) -> None:
-        self.config = c = resolved(config.checked())
-        check_method(c)
-        warn_pairing(c)
-        self.loss = objective(c)
-        self.schedule = Schedule(c)
+        self.plan = plan = config if isinstance(config, Plan) else Plan.parse(config)
+        self.config = c = plan.config
+        check_run_weights(c)  # before anything is downloaded, written or trained
+        self.loss = plan.loss
+        self.schedule = plan.schedule
         self.ctx = ctx if ctx is not None else setup(c.device)
         self.device = self.ctx.device
         world = self.ctx.world
         for name in ("batch_size", "gen_batch_size"):
             if getattr(c, name) % world:
                 raise ValueError(
-                    f"{_option(name)} {getattr(c, name)} is the global batch and must "
+                    f"{flag(name)} {getattr(c, name)} is the global batch and must "
                     f"be divisible by the number of processes ({world})"
                 )
         try:
@@ -181,11 +175,11 @@ class Trainer(Running, Resumable):
         except (TypeError, ValueError, OSError, pickle.UnpicklingError) as e:
             raise ValueError(f"--data {c.data}: {e}") from e
         check_out(c.out)
-        check_norm(c.norm, self.data.sample_shape)
+        check_norm(plan.norm, self.data.sample_shape)
         torch.manual_seed(c.seed)  # the same initial weights on every process
         g, d, self.z_dim = build_models(c.model, self.data.sample_shape, c.width, c.z_dim)
         # before the optimiser: spectral normalisation replaces the critic's weights
-        self.constraint = Constraint(c.constraint, d, self.data.sample_shape)
+        self.constraint = Constraint(plan.constraint, d, self.data.sample_shape)
         self.g, self.d = g.to(self.device), d.to(self.device)
         self.generator, self.critic = wrap(self.g, self.ctx), wrap(self.d, self.ctx)
         self.ema = (
@@ -205,18 +199,44 @@ class Trainer(Running, Resumable):
         fp16 = c.precision == "fp16"
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
-        self.penalty = build_penalty(c, self.scaler_d, "func").to(self.device)
-        if c.gamma_final is not None:
-            zero_centred(self.penalty, c)
+        self.penalty = build_penalty(c, plan.norm, self.scaler_d, "func").to(self.device)
         self.batches = Batches(self.data, c.batch_size // world, c.seed, self.ctx.rank, world)
         self.step = 0
         seed_everything(c.seed, self.ctx.rank)
+        self.state = RunState(
+            c,
+            self.ctx,
+            {
+                "generator": self.g,
+                "critic": self.d,
+                "ema": self.ema,
+                "opt_g": self.opt_g,
+                "opt_d": self.opt_d,
+                "sched_g": self.sched_g,
+                "sched_d": self.sched_d,
+                "scaler_g": self.scaler_g,
+                "scaler_d": self.scaler_d,
+                "penalty": self.penalty,
+                "batches": self.batches,
+                "constraint": self.constraint,
+            },
+        )
         if resume is not None:
-            self._load(resume)
+            self._resume(resume)
         self.gamma_scale = self._scale_critic(calibrate=resume is None)
         self.last: dict[str, Tensor] = {}
-        self._saved_at = -1  #: the step of the checkpoint this run wrote last (or resumed)
-        self._busy = ""  #: "iteration" or "checkpoint" while the state is not a whole step
+
+    def _resume(self, state: dict[str, Any]) -> None:
+        self.step = self.state.restore(state)
+        # A new --steps moves the end of the linear decay: the rate continues on the new line
+        # from this step (with --steps unchanged this is the saved rate, bit for bit).
+        for opt, sched in ((self.opt_g, self.sched_g), (self.opt_d, self.sched_d)):
+            for group, base in zip(opt.param_groups, sched.base_lrs, strict=True):
+                group["lr"] = base * self.schedule.lr_factor(self.step)
+
+    def save(self, path: Path) -> None:
+        """Write a checkpoint of this step to ``path`` (every process must call this)."""
+        self.state.save(path, self.step)
 
     def _scale_critic(self, calibrate: bool) -> GammaScale | None:
         """``--critic-scale gamma``: the critic computes ``D = gamma * f``
@@ -224,7 +244,7 @@ class Trainer(Running, Resumable):
         needed before the first forward, so a new run estimates lam and gamma once, from up to
         :data:`CALIBRATION_SAMPLES` real samples (a resumed run has them in its checkpoint)."""
         c = self.config
-        if c.critic_scale != "gamma" or not PENALTIES[c.penalty].lipschitz:
+        if c.critic_scale != "gamma" or not self.plan.penalty.lipschitz:
             return None
         if calibrate and c.gamma == "auto":
             gen = torch.Generator().manual_seed(c.seed)
@@ -232,7 +252,7 @@ class Trainer(Running, Resumable):
             batches = (
                 self.data.take(part).to(self.device) for part in torch.split(index, c.batch_size)
             )
-            _calibrated(self.penalty).calibrate(batches)
+            _inner(self.penalty).calibrate(batches)
         return scale_by_gamma(self.d, self.penalty)
 
     def autocast(self) -> AbstractContextManager[Any]:
@@ -241,7 +261,7 @@ class Trainer(Running, Resumable):
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    # ---- the loop ---------------------------------------------------------------------------
+    # ---- the steps --------------------------------------------------------------------------
 
     def critic_step(self) -> None:
         """One critic update on a fresh real batch and fresh fakes."""
@@ -324,8 +344,8 @@ class Trainer(Running, Resumable):
                 for group in opt.param_groups:
                     group["betas"] = (group["betas"][0], beta2)
         gamma = self.schedule.gamma(self.step)
-        if gamma is not None:
-            zero_centred(self.penalty, self.config).gamma = gamma
+        if gamma is not None:  # a zero-centred penalty's weight (checked by the plan)
+            _inner(self.penalty).gamma = gamma
 
     # ---- outputs ----------------------------------------------------------------------------
 
@@ -340,13 +360,23 @@ class Trainer(Running, Resumable):
             values |= stats.as_dict()
         if "loss/generator" in self.last:
             values["loss/generator"] = float(self.last["loss/generator"])
-        if estimates_wasserstein(self.config) and "critic_gap" in values:
+        if self.plan.estimates_wasserstein and "critic_gap" in values:
             # (E D(real) - E D(fake)) / gamma: the Wasserstein-1 distance in B for a
             # gamma-Lipschitz critic (the raw gap for penalties without a gamma)
             gap = values["critic_gap"]
             values["wasserstein"] = gap / values["gamma"] if "gamma" in values else gap
         values["lr"] = float(self.sched_g.get_last_lr()[0])
         return values
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that samples and metrics come from: the weight average with
+        ``--ema``, else the generator itself."""
+        return self.ema.module if self.ema is not None else self.g
+
+    def evaluator(self, out: Path) -> Evaluator:
+        """An :class:`~lipreg.train.evaluate.Evaluator` of this run writing under ``out``."""
+        return Evaluator(self.config, self.data, self.z_dim, self.device, out)
 
     def close(self) -> None:
         """Leave the process group if this trainer joined it (the trainer cannot train after)."""

@@ -9,8 +9,6 @@ gradient of a penalty is exact.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -76,15 +74,19 @@ class ResNetCritic(nn.Module):
         return out
 
 
-def _upsamplings(image_size: int, name: str) -> int:
-    """``k`` with ``image_size == 4 * 2**k``, ``k >= 1``: generators grow from 4x4 by doubling."""
-    k = round(math.log2(max(image_size, 1) / 4))
-    if k < 1 or 4 * 2**k != image_size:
+def _upsamplings(image_size: int, name: str) -> tuple[int, int]:
+    """``(b, k)`` with ``image_size == b * 2**k``, ``b`` in ``4..7``, ``k >= 1``: generators
+    grow from ``b x b`` by doubling (``b = 4`` for 8, 16, 32, 64, ...; ``b = 7`` for 28, the
+    MNIST DCGAN's 7x7 base). The decomposition is unique: ``[4, 7] * 2**k`` are disjoint."""
+    k = max(image_size, 1).bit_length() - 3  # 2**(k+2) <= image_size < 2**(k+3)
+    base = image_size >> max(k, 0)
+    if k < 1 or base << k != image_size:
         raise ValueError(
-            f"{name} builds images of side 4 * 2**k (8, 16, 32, 64, ...), got image_size="
-            f"{image_size}; resize the data to such a side (--image-size)"
+            f"{name} builds images of side b * 2**k with b in 4..7 and k >= 1 (8, 10, 12, 14, "
+            f"16, 20, 24, 28, 32, ...), got image_size={image_size}; resize the data to such a "
+            "side (--image-size)"
         )
-    return k
+    return base, k
 
 
 class _UpBlock(nn.Module):
@@ -110,29 +112,30 @@ class ResNetGenerator(nn.Module):
     """The paper's CIFAR-10 generator: ``[B, z_dim] -> [B, out_channels, size, size]`` in
     ``(-1, 1)``.
 
-    Dense layer to ``4 x 4 x channels``, upsampling residual blocks with batch norm (three for
-    ``image_size=32``: 8x8, 16x16, 32x32), BN, ReLU, 3x3 conv to ``out_channels``, tanh.
+    Dense layer to ``b x b x channels``, upsampling residual blocks with batch norm (three for
+    ``image_size=32``: 8x8, 16x16, 32x32), BN, ReLU, 3x3 conv to ``out_channels``, tanh;
+    ``image_size = b * 2**k`` with ``b`` in ``4..7`` (``b = 4`` in the paper).
 
     Args:
         z_dim: noise dimension (128 in the paper).
         channels: width of every block (128 in the paper).
         out_channels: image channels.
-        image_size: side ``4 * 2**k`` of the generated images.
+        image_size: side ``b * 2**k`` (``b`` in ``4..7``, ``k >= 1``) of the generated images.
     """
 
     def __init__(
         self, z_dim: int = 128, channels: int = 128, out_channels: int = 3, image_size: int = 32
     ) -> None:
         super().__init__()
-        blocks = _upsamplings(image_size, "ResNetGenerator")
+        self.base, blocks = _upsamplings(image_size, "ResNetGenerator")
         self.channels = channels
-        self.linear = nn.Linear(z_dim, 4 * 4 * channels)
+        self.linear = nn.Linear(z_dim, self.base * self.base * channels)
         self.blocks = nn.Sequential(*(_UpBlock(channels) for _ in range(blocks)))
         self.bn = nn.BatchNorm2d(channels)
         self.conv = nn.Conv2d(channels, out_channels, 3, padding=1)
 
     def forward(self, z: Tensor) -> Tensor:
-        h = self.linear(z).view(-1, self.channels, 4, 4)
+        h = self.linear(z).view(-1, self.channels, self.base, self.base)
         h = F.relu(self.bn(self.blocks(h)))
         return torch.tanh(self.conv(h))
 
@@ -140,26 +143,26 @@ class ResNetGenerator(nn.Module):
 class DCGANGenerator(nn.Module):
     """DCGAN generator: ``[B, z_dim] -> [B, out_channels, size, size]`` in ``(-1, 1)``.
 
-    Dense layer to ``4 x 4 x (channels * 2**(k-1))`` with BN-ReLU, then ``k - 1`` transposed
+    Dense layer to ``b x b x (channels * 2**(k-1))`` with BN-ReLU, then ``k - 1`` transposed
     4x4 stride-2 convolutions halving the width (BN-ReLU after each) and a last one to
-    ``out_channels``, tanh; ``image_size = 4 * 2**k``.
+    ``out_channels``, tanh; ``image_size = b * 2**k`` with ``b`` in ``4..7`` (``b = 4`` for
+    32x32 as in DCGAN, ``b = 7`` for 28x28 as in MNIST DCGANs).
 
     Args:
         z_dim: noise dimension.
         channels: width of the last hidden layer (64 in DCGAN).
         out_channels: image channels.
-        image_size: side ``4 * 2**k`` of the generated images.
+        image_size: side ``b * 2**k`` (``b`` in ``4..7``, ``k >= 1``) of the generated images.
     """
 
     def __init__(
         self, z_dim: int = 128, channels: int = 64, out_channels: int = 3, image_size: int = 32
     ) -> None:
         super().__init__()
-        k = _upsamplings(image_size, "DCGANGenerator")
+        self.base, k = _upsamplings(image_size, "DCGANGenerator")
         self.start = channels * 2 ** (k - 1)
-        self.linear = nn.Sequential(
-            nn.Linear(z_dim, 4 * 4 * self.start), nn.BatchNorm1d(4 * 4 * self.start), nn.ReLU()
-        )
+        units = self.base * self.base * self.start
+        self.linear = nn.Sequential(nn.Linear(z_dim, units), nn.BatchNorm1d(units), nn.ReLU())
         layers: list[nn.Module] = []
         width = self.start
         for _ in range(k - 1):
@@ -173,7 +176,7 @@ class DCGANGenerator(nn.Module):
         self.convs = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
-        out: Tensor = self.convs(self.linear(z).view(-1, self.start, 4, 4))
+        out: Tensor = self.convs(self.linear(z).view(-1, self.start, self.base, self.base))
         return out
 
 
@@ -182,24 +185,25 @@ class DCGANCritic(nn.Module):
     2017): ``[B, in_channels, size, size] -> [B]``.
 
     ``k`` 4x4 stride-2 convolutions doubling the width from ``channels``, each followed by
-    LeakyReLU(0.2), down to 4x4, then a dense layer to one score; ``image_size = 4 * 2**k``.
+    LeakyReLU(0.2), down to ``b x b``, then a dense layer to one score;
+    ``image_size = b * 2**k`` with ``b`` in ``4..7`` (28x28 goes down to 7x7).
 
     Args:
         in_channels: image channels.
         channels: width of the first convolution (64 in DCGAN).
-        image_size: side ``4 * 2**k`` of the images.
+        image_size: side ``b * 2**k`` (``b`` in ``4..7``, ``k >= 1``) of the images.
     """
 
     def __init__(self, in_channels: int = 3, channels: int = 64, image_size: int = 32) -> None:
         super().__init__()
-        k = _upsamplings(image_size, "DCGANCritic")
+        base, k = _upsamplings(image_size, "DCGANCritic")
         layers: list[nn.Module] = []
         width_in, width = in_channels, channels
         for _ in range(k):
             layers += [nn.Conv2d(width_in, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
             width_in, width = width, width * 2
         self.convs = nn.Sequential(*layers)
-        self.linear = nn.Linear(4 * 4 * width_in, 1)
+        self.linear = nn.Linear(base * base * width_in, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         out: Tensor = self.linear(self.convs(x).flatten(1)).squeeze(1)

@@ -1,9 +1,14 @@
-"""The penalties ``--penalty`` offers, built from the run's ``--norm``, ``--lam``, ``--gamma``.
+"""The penalties ``--penalty`` offers, built from the run's parsed ``--norm`` and its
+``--lam``, ``--gamma``.
 
 Every one is called as ``penalty(critic, real, fake)`` in the critic loss and leaves detached
 statistics in ``penalty.stats``. ``--lazy-every K`` wraps any of them in
 :class:`lipreg.Lazy` (evaluated on every K-th critic step, times K; StyleGAN2). ``none``
 adds nothing: the critic is then bounded by a ``--constraint`` or by the c-transform loss.
+
+A new kind is a builder and one entry of :data:`PENALTIES`; an option of its own is a field
+of :class:`~lipreg.train.config.TrainConfig` that its builder reads (and, when other choices
+make the option meaningless, a rule in :mod:`lipreg.train.unused`).
 """
 
 from __future__ import annotations
@@ -14,11 +19,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from lipreg import BanachGP, BanachR1, BanachR1R2, BanachR2, FiniteDifferenceGP, Lazy, parse_norm
+from lipreg import BanachGP, BanachR1, BanachR1R2, BanachR2, FiniteDifferenceGP, Lazy
 from lipreg.derivative import Engine
+from lipreg.norms import Norm
 from lipreg.train.config import TrainConfig
 
 Scaler = torch.amp.GradScaler | None
+Builder = Callable[[TrainConfig, Norm, Scaler, Engine], nn.Module]
+"""``build(config, norm, grad_scaler, engine)``: a penalty of the run ``config`` in ``norm``
+(the parsed ``config.norm``)."""
 
 
 @dataclass(frozen=True)
@@ -26,18 +35,19 @@ class PenaltyKind:
     """A ``--penalty`` choice."""
 
     description: str  #: one line for --help
-    build: Callable[[TrainConfig, Scaler, Engine], nn.Module]
+    build: Builder
     #: whether it makes the critic gamma-Lipschitz, so that (E D(real) - E D(fake)) / gamma
     #: estimates the Wasserstein-1 distance (False for R1/R2, whose gamma is a weight)
     lipschitz: bool = True
-    #: whether --lam weights it (False for R1/R2, weighted by --gamma alone)
-    uses_lam: bool = True
+    #: whether it is a zero-centred penalty weighted by --gamma alone (R1, R2, R1 + R2): its
+    #: gamma is a fixed weight that --gamma-final may schedule, and --lam has no effect
+    zero_centred: bool = False
 
 
-def _gp(sampling: str, one_sided: bool) -> Callable[[TrainConfig, Scaler, Engine], nn.Module]:
-    def build(c: TrainConfig, scaler: Scaler, engine: Engine) -> nn.Module:
+def _gp(sampling: str, one_sided: bool) -> Builder:
+    def build(c: TrainConfig, norm: Norm, scaler: Scaler, engine: Engine) -> nn.Module:
         return BanachGP(
-            norm=c.norm,
+            norm=norm,
             lam=c.lam,  # type: ignore[arg-type]  # "auto" or a float, checked by the config
             gamma=c.gamma,  # type: ignore[arg-type]
             sampling=sampling,
@@ -49,17 +59,10 @@ def _gp(sampling: str, one_sided: bool) -> Callable[[TrainConfig, Scaler, Engine
     return build
 
 
-def _zero_centred(
-    cls: type[BanachR1] | type[BanachR2] | type[BanachR1R2],
-) -> Callable[..., nn.Module]:
-    def build(c: TrainConfig, scaler: Scaler, engine: Engine) -> nn.Module:
-        check_lam(c, given=False)
-        if not isinstance(c.gamma, float):
-            raise ValueError(
-                f"--penalty {c.penalty} takes a fixed --gamma, its weight (10 in StyleGAN2), "
-                f"not {c.gamma!r}"
-            )
-        return cls(norm=c.norm, gamma=c.gamma, engine=engine, grad_scaler=scaler)
+def _zero_centred(cls: type[BanachR1] | type[BanachR2] | type[BanachR1R2]) -> Builder:
+    def build(c: TrainConfig, norm: Norm, scaler: Scaler, engine: Engine) -> nn.Module:
+        assert isinstance(c.gamma, float)  # a fixed weight: checked by lipreg.train.objectives
+        return cls(norm=norm, gamma=c.gamma, engine=engine, grad_scaler=scaler)
 
     return build
 
@@ -71,8 +74,8 @@ class NoPenalty(nn.Module):
         return real.new_zeros(())
 
 
-def _finite_difference(c: TrainConfig, scaler: Scaler, engine: Engine) -> nn.Module:
-    return FiniteDifferenceGP(norm=c.norm, lam=c.lam, gamma=c.gamma)  # type: ignore[arg-type]
+def _finite_difference(c: TrainConfig, norm: Norm, scaler: Scaler, engine: Engine) -> nn.Module:
+    return FiniteDifferenceGP(norm=norm, lam=c.lam, gamma=c.gamma)  # type: ignore[arg-type]
 
 
 PENALTIES: dict[str, PenaltyKind] = {
@@ -99,57 +102,46 @@ PENALTIES: dict[str, PenaltyKind] = {
         "BanachR1, (gamma/2) E||dD(real)||_B*^2 with --gamma its weight (Mescheder et al. 2018)",
         _zero_centred(BanachR1),
         lipschitz=False,
-        uses_lam=False,
+        zero_centred=True,
     ),
     "r2": PenaltyKind(
         "BanachR2, (gamma/2) E||dD(fake)||_B*^2 with --gamma its weight",
         _zero_centred(BanachR2),
         lipschitz=False,
-        uses_lam=False,
+        zero_centred=True,
     ),
     "r1r2": PenaltyKind(
         "BanachR1R2, R1 + R2 with one weight --gamma (R3GAN, Huang et al. 2024)",
         _zero_centred(BanachR1R2),
         lipschitz=False,
+        zero_centred=True,
     ),
     "none": PenaltyKind(
         "no penalty: the critic is bounded by --constraint (clip, sn) or by --loss ctransform, "
         "or not at all (a plain GAN with --loss ns, hinge or rpgan)",
-        lambda c, scaler, engine: NoPenalty(),
+        lambda c, norm, scaler, engine: NoPenalty(),
         lipschitz=False,
     ),
 }
 
 
-def build_penalty(config: TrainConfig, grad_scaler: Scaler, engine: Engine) -> nn.Module:
-    """The penalty named ``config.penalty`` (lazily applied with ``lazy_every > 1``)."""
-    if config.penalty not in PENALTIES:
-        raise ValueError(f"--penalty must be one of {sorted(PENALTIES)}, got {config.penalty!r}")
-    penalty = PENALTIES[config.penalty].build(config, grad_scaler, engine)
+def build_penalty(
+    config: TrainConfig, norm: Norm, grad_scaler: Scaler, engine: Engine
+) -> nn.Module:
+    """The penalty named ``config.penalty`` in ``norm`` (the parsed ``config.norm``), lazily
+    applied with ``lazy_every > 1``."""
+    penalty = PENALTIES[config.penalty].build(config, norm, grad_scaler, engine)
     return penalty if config.lazy_every == 1 else Lazy(penalty, every=config.lazy_every)
 
 
-def check_lam(config: TrainConfig, given: bool) -> None:
-    """Raise ``ValueError`` naming ``--lam`` if ``config.penalty`` takes no lam while lam was
-    ``given`` or differs from the default (it would be ignored without a word)."""
-    kind = PENALTIES.get(config.penalty)
-    default = TrainConfig.__dataclass_fields__["lam"].default
-    if kind is not None and not kind.uses_lam and (given or config.lam != default):
-        raise ValueError(
-            f"--lam has no effect with --penalty {config.penalty}, which --gamma alone weights "
-            f"(--gamma 10 is StyleGAN2's R1 weight); drop --lam {config.lam}"
-        )
-
-
-def check_norm(spec: str, sample_shape: tuple[int, ...]) -> None:
-    """Raise ``ValueError`` naming ``--norm`` if the norm ``spec`` cannot measure samples of
+def check_norm(norm: Norm, sample_shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` naming ``--norm`` if ``norm`` cannot measure samples of
     ``sample_shape`` (a Sobolev norm needs images ``[C, H, W]``, not toy points ``[2]``), so
     that a run fails when it is built rather than at its first critic step."""
-    norm = parse_norm(spec)
     try:
         # The layout check only: evaluating a local norm (w2) would need a base point.
         norm.check(torch.zeros(1, *sample_shape), "x")
     except ValueError as e:
         raise ValueError(
-            f"--norm {spec} does not apply to samples of shape {list(sample_shape)}: {e}"
+            f"--norm {norm.spec} does not apply to samples of shape {list(sample_shape)}: {e}"
         ) from None

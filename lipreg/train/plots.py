@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from lipreg.derivative import critic_scores, running_stats_frozen
+from lipreg.derivative import call_critic, running_stats_frozen
 from lipreg.train.data.base import to_uint8
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def critic_values(
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1).to(device, dtype)
     with torch.no_grad(), running_stats_frozen(critic):
-        values = critic_scores(critic(grid), grid.shape[0])
+        values = call_critic(critic, grid)
     return xs, ys, values.detach().double().cpu().reshape(resolution, resolution)
 
 

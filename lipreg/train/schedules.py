@@ -19,9 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from torch import nn
-
-from lipreg import BanachR1, BanachR1R2, BanachR2, Lazy
 from lipreg.train.config import TrainConfig
 
 
@@ -68,7 +65,7 @@ class Schedule:
         c = self.config
         if c.gamma_final is None:
             return None
-        assert isinstance(c.gamma, float)  # checked by :func:`zero_centred`
+        assert isinstance(c.gamma, float)  # a zero-centred penalty's weight
         return cosine(c.gamma, c.gamma_final, step, self.horizon)
 
     def ema_decay(self) -> Callable[[int], float]:
@@ -87,15 +84,3 @@ class Schedule:
             return 0.5 ** (1.0 / h) if h > 0 else 0.0
 
         return by_half_life
-
-
-def zero_centred(penalty: nn.Module, config: TrainConfig) -> BanachR1 | BanachR2 | BanachR1R2:
-    """The zero-centred penalty whose weight ``--gamma-final`` schedules (inside a
-    :class:`lipreg.Lazy`); ``ValueError`` naming the option for any other penalty."""
-    inner = penalty.penalty if isinstance(penalty, Lazy) else penalty
-    if not isinstance(inner, (BanachR1, BanachR2, BanachR1R2)):
-        raise ValueError(
-            f"--gamma-final schedules the weight of a zero-centred penalty (r1, r2, r1r2); with "
-            f"--penalty {config.penalty} gamma is a Lipschitz constant: drop --gamma-final"
-        )
-    return inner

@@ -1,5 +1,5 @@
 """Training data of the reference trainer: generated, embedded, or read from local files, and
-CIFAR-10 downloaded on request.
+CIFAR-10 and Fashion-MNIST downloaded on request.
 
 Every data set is a ``torch.utils.data.Dataset`` of fixed size whose items are float32
 samples of shape :attr:`TrainingData.sample_shape`: ``[2]`` points for the toy sets,
@@ -30,23 +30,40 @@ Images:
   images of CIFAR-10 read from the official python version in a local directory (by default
   the cache, :func:`cache_dir`), with a restricted unpickler; labels 0..9. Nothing is
   downloaded unless asked: ``download=True`` (``--download``) fetches the official archive
-  into that directory when it is absent (:func:`fetch_cifar10`: MD5 checked against the
-  published one, unpacked safely and atomically, reused by later runs).
+  into that directory when it is absent, and replaces missing or unreadable batch files
+  (:func:`load_cifar10`, :func:`fetch_cifar10`: MD5 checked against the published one,
+  unpacked safely and atomically, reused by later runs; a mirror through
+  ``LIPREG_CIFAR10_URL`` / ``LIPREG_CIFAR10_MD5``).
+- ``fashion-mnist`` / ``fashion-mnist-test``: the 60,000 training or 10,000 test images of
+  Fashion-MNIST, ``[1, 28, 28]``, labels 0..9, from the four IDX files (gzipped or not) in
+  the data root, else the cache, else Debian's ``/usr/share/datasets/fashion-mnist``
+  (:func:`read_fashion_mnist`: a strict IDX reader, each file's content checked against its
+  recorded SHA-256). ``download=True`` fetches the official ``.gz`` files, MD5-checked
+  (:func:`fetch_fashion_mnist`).
 - ``folder``: every image file under a directory (recursively), decoded with PIL, converted
   to RGB, resized so that the shorter side is ``image_size`` (bicubic) and centre-cropped.
 
 8-bit images map ``v in 0..255`` to ``v / 127.5 - 1``. ``image_size`` resizes the embedded
-``digits`` and ``cifar10`` images (bicubic with antialiasing, clamped to ``[-1, 1]``; the
-resized copy is held as float32, four times the memory of the 8-bit original).
+``digits``, ``fashion-mnist`` and ``cifar10`` images (bicubic with antialiasing, clamped to
+``[-1, 1]``; the resized copy is held as float32, four times the memory of the 8-bit
+original).
 """
 
 from lipreg.train.data.archive import UnsafeArchiveError
 from lipreg.train.data.base import Kind, TensorData, TrainingData
 from lipreg.train.data.cifar10 import CIFAR10_URL, ForbiddenPickleError, read_cifar10
-from lipreg.train.data.cifar10_download import CIFAR10_ARCHIVE, fetch_cifar10
+from lipreg.train.data.cifar10_download import CIFAR10_ARCHIVE, fetch_cifar10, load_cifar10
 from lipreg.train.data.download import DownloadError, Remote, cache_dir
 from lipreg.train.data.embedded import PATCH_SCALES
+from lipreg.train.data.fashion_mnist import (
+    FASHION_MNIST_FILES,
+    FASHION_MNIST_URL,
+    IdxFile,
+    fetch_fashion_mnist,
+    read_fashion_mnist,
+)
 from lipreg.train.data.folder import IMAGE_EXTENSIONS, ImageFolder
+from lipreg.train.data.idx import IdxError, read_idx
 from lipreg.train.data.registry import (
     DATASETS,
     DEFAULT_IMAGE_DATASET,
@@ -60,11 +77,15 @@ __all__ = [
     "CIFAR10_URL",
     "DATASETS",
     "DEFAULT_IMAGE_DATASET",
+    "FASHION_MNIST_FILES",
+    "FASHION_MNIST_URL",
     "IMAGE_EXTENSIONS",
     "PATCH_SCALES",
     "DatasetSpec",
     "DownloadError",
     "ForbiddenPickleError",
+    "IdxError",
+    "IdxFile",
     "ImageFolder",
     "Kind",
     "Remote",
@@ -74,6 +95,10 @@ __all__ = [
     "cache_dir",
     "describe_datasets",
     "fetch_cifar10",
+    "fetch_fashion_mnist",
+    "load_cifar10",
     "load_dataset",
     "read_cifar10",
+    "read_fashion_mnist",
+    "read_idx",
 ]

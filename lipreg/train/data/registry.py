@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 
 from lipreg.train.data.base import Kind, TensorData, TrainingData, check_int, resize, subset
-from lipreg.train.data.cifar10 import read_cifar10
-from lipreg.train.data.cifar10_download import fetch_cifar10
+from lipreg.train.data.cifar10_download import load_cifar10
 from lipreg.train.data.download import cache_dir
 from lipreg.train.data.embedded import PHOTO_SIDE, digits, photo_patches
+from lipreg.train.data.fashion_mnist import fetch_fashion_mnist, read_fashion_mnist
 from lipreg.train.data.folder import ImageFolder, image_files
 from lipreg.train.data.toy import TOY
 
@@ -107,6 +107,26 @@ DATASETS: dict[str, DatasetSpec] = {
         native_size=32,
         downloadable=True,
     ),
+    "fashion-mnist": DatasetSpec(
+        "Fashion-MNIST training images (60000, 28x28 grey level, labels) from the IDX files in "
+        "the data root, the cache or Debian's /usr/share/datasets/fashion-mnist (--download "
+        "fetches them)",
+        "image",
+        needs_root=True,
+        default_size=None,
+        native_size=28,
+        downloadable=True,
+        held_out="fashion-mnist-test",
+    ),
+    "fashion-mnist-test": DatasetSpec(
+        "Fashion-MNIST test images (10000, 28x28 grey level, labels), found as fashion-mnist "
+        "(the reference of the Fashion-MNIST quality metric)",
+        "image",
+        needs_root=True,
+        default_size=None,
+        native_size=28,
+        downloadable=True,
+    ),
     "folder": DatasetSpec(
         "every image in a local folder (PIL), RGB, shorter side resized and centre-cropped",
         "image",
@@ -140,19 +160,24 @@ def load_dataset(
     Args:
         name: a key of :data:`DATASETS`.
         root: the local directory of ``cifar10``/``cifar10-test`` (``cifar-10-batches-py`` or
-            its parent; default: :func:`~lipreg.train.data.cache_dir`) and ``folder``; must
-            be ``None`` for the others.
+            its parent; default: :func:`~lipreg.train.data.cache_dir`), of
+            ``fashion-mnist``/``fashion-mnist-test`` (the folder of the IDX files; default:
+            the cache, then Debian's folder, :func:`~lipreg.train.data.read_fashion_mnist`)
+            and of ``folder``; must be ``None`` for the others.
         image_size: the side of the square images (``patches``: the patch side, cut without
-            resampling; ``digits``, ``cifar10``: a bicubic resize; ``folder``: the crop,
-            32 by default); must be ``None`` for toy data.
+            resampling; ``digits``, ``fashion-mnist``, ``cifar10``: a bicubic resize;
+            ``folder``: the crop, 32 by default); must be ``None`` for toy data.
         seed: seeds everything random (toy samples, patch positions, subsets), an integer in
             ``[0, 2**32)``.
         size: the number of samples: how many are generated for toy data and ``patches``
             (defaults in :data:`DATASETS`), the size of a seeded random subset otherwise
             (default: all).
-        download: fetch ``cifar10``/``cifar10-test`` into ``root`` (or the cache) when absent
+        download: fetch ``cifar10``/``cifar10-test`` into ``root`` (or the cache) when absent,
+            and repair them when a batch file is missing or unreadable
             (:func:`~lipreg.train.data.fetch_cifar10`: the official archive, MD5-checked,
-            unpacked safely and atomically); without it nothing is downloaded.
+            unpacked safely and atomically), and likewise the four Fashion-MNIST files
+            (:func:`~lipreg.train.data.fetch_fashion_mnist`); without it nothing is
+            downloaded.
 
     Returns:
         a :class:`TrainingData` (items float32 ``[2]`` or ``[C, H, W]`` in ``[-1, 1]``).
@@ -175,11 +200,13 @@ def load_dataset(
         return ImageFolder(Path(root), side, [files[i] for i in subset(len(files), size, gen)])
     if name in ("digits", "digits-test"):
         images, labels = digits("train" if name == "digits" else "test")
+    elif name in ("fashion-mnist", "fashion-mnist-test"):
+        if download:
+            fetch_fashion_mnist(root)
+        images, labels = read_fashion_mnist(root, train=name == "fashion-mnist")
     else:
         folder = cache_dir() if root is None else Path(root)
-        if download:
-            fetch_cifar10(folder)
-        images, labels = read_cifar10(folder, train=name == "cifar10")
+        images, labels = load_cifar10(folder, train=name == "cifar10", download=download)
     keep = subset(images.shape[0], size, gen)
     images, labels = images[keep], labels[keep]
     if image_size is not None and image_size != spec.native_size:

@@ -12,6 +12,15 @@
   (:data:`INCEPTION_WEIGHTS`, downloaded once into the cache, SHA-256 checked),
   :func:`prepare_inception` the file a run uses or why IS/FID/KID are skipped, and
   :func:`inception_unavailable` whether torch-fidelity can run here.
+- Weights files are never unpickled: :func:`read_state_dict` reads their tensors
+  (``weights_only=True``), :func:`inception_network` builds the network from them, and
+  :func:`check_run_weights` / :func:`verify_inception_weights` check a run's file at start-up
+  (the published SHA-256, or with ``--inception-weights-unverified`` the network's names,
+  shapes and working features), raising :class:`WeightsError`.
+- :mod:`~lipreg.train.metrics.digits` and :mod:`~lipreg.train.metrics.fashion`: FID in the
+  features of a small classifier shipped with lipreg, classes reached, class KL and
+  confidence, for the digits and Fashion-MNIST (the shared machinery:
+  :mod:`~lipreg.train.metrics.classifier`).
 
 Everything returns Python floats, computed in float64 (the SWD in the images' dtype, float32
 at least, on their device).
@@ -21,7 +30,13 @@ The digits quality metric (:mod:`lipreg.train.metrics.digits`) and the spectral 
 """
 
 from lipreg.train.metrics.features import fid_from_features, frechet_distance, inception_score, kid
-from lipreg.train.metrics.inception import inception_metrics, inception_unavailable
+from lipreg.train.metrics.inception import (
+    WeightsError,
+    inception_metrics,
+    inception_network,
+    inception_unavailable,
+    read_state_dict,
+)
 from lipreg.train.metrics.wasserstein import (
     SWDResult,
     laplacian_pyramid,
@@ -31,23 +46,30 @@ from lipreg.train.metrics.wasserstein import (
 )
 from lipreg.train.metrics.weights import (
     INCEPTION_WEIGHTS,
+    check_run_weights,
     fetch_inception_weights,
     prepare_inception,
+    verify_inception_weights,
 )
 
 __all__ = [
     "INCEPTION_WEIGHTS",
     "SWDResult",
+    "WeightsError",
+    "check_run_weights",
     "fetch_inception_weights",
     "fid_from_features",
     "frechet_distance",
     "inception_metrics",
+    "inception_network",
     "inception_score",
     "inception_unavailable",
     "kid",
     "laplacian_pyramid",
     "prepare_inception",
+    "read_state_dict",
     "sliced_wasserstein",
     "swd",
+    "verify_inception_weights",
     "wasserstein1",
 ]

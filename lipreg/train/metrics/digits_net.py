@@ -5,17 +5,15 @@ deterministically on the training digits, its weights shipped with the package.
 thread, deterministic algorithms, seed 0) and compares the result with the shipped weights;
 on the machine that produced them they are identical, elsewhere floating-point rounding may
 differ in the last bits (the script prints the largest weight difference and the held-out
-accuracy of both). Weights are identified by :func:`weights_sha256`, a hash of the tensors
-themselves (a ``torch.save`` file also holds its own name and a random serialisation id).
+accuracy of both). Weights are identified by
+:func:`~lipreg.train.metrics.classifier.weights_sha256`, a hash of the tensors themselves.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -24,12 +22,36 @@ from torch import Tensor, nn
 
 from lipreg.train.data.base import resize
 from lipreg.train.data.embedded import digits
+from lipreg.train.metrics.classifier import accuracy as classifier_accuracy
+from lipreg.train.metrics.classifier import (
+    fit,
+    load_weights,
+    retrain,
+    shipped_file,
+    weights_sha256,
+)
+
+__all__ = [
+    "FEATURES",
+    "WEIGHTS",
+    "WEIGHTS_SHA256",
+    "DigitsNet",
+    "accuracy",
+    "load_classifier",
+    "main",
+    "shipped_weights",
+    "to_8x8",
+    "train_classifier",
+    "weights_sha256",
+]
 
 WEIGHTS = "digits_classifier.pt"
 """The shipped weights, package data of :mod:`lipreg.train.metrics`."""
 
 WEIGHTS_SHA256 = "4d00326e932581c923dc5e1f96bd9e99e885b9781fb025452af082a2caf64e3e"
 """:func:`weights_sha256` of the shipped weights, checked on every load."""
+
+_MODULE = "lipreg.train.metrics.digits_net"
 
 FEATURES = 64
 """Dimension of the feature space of the digits FID."""
@@ -93,43 +115,18 @@ def _augment(x: Tensor, gen: torch.Generator) -> Tensor:
 
 def train_classifier(epochs: int = 60, seed: int = 0) -> DigitsNet:
     """:class:`DigitsNet` trained on the training digits (Adam 1e-3, batch 64, cross-entropy,
-    :func:`_augment`), deterministically for a given ``seed``, thread count and machine."""
+    :func:`_augment`; :func:`~lipreg.train.metrics.classifier.fit`), deterministically for a
+    given ``seed``, thread count and machine."""
     images, labels = digits("train")
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    net = DigitsNet()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    for epoch in range(epochs):
-        for lr_group in opt.param_groups:
-            lr_group["lr"] = 1e-3 * (0.1 if epoch >= epochs * 3 // 4 else 1.0)
-        order = torch.randperm(images.shape[0], generator=gen)
-        for batch in torch.split(order, 64):
-            x = _augment(images[batch], gen)
-            loss = F.cross_entropy(net(x)[1], labels[batch])
-            opt.zero_grad(set_to_none=True)
-            torch.autograd.backward(loss)
-            opt.step()
-    return net.eval()
+    net = fit(DigitsNet, images, labels, _augment, epochs=epochs, batch_size=64, seed=seed)
+    assert isinstance(net, DigitsNet)
+    return net
 
 
-def accuracy(net: DigitsNet, images: Tensor, labels: Tensor) -> float:
-    """Share of ``images`` ``[N, 1, H, W]`` that ``net`` classifies as ``labels``."""
-    with torch.no_grad():
-        return float((net(to_8x8(images))[1].argmax(1) == labels).float().mean())
-
-
-def weights_sha256(state: dict[str, Tensor]) -> str:
-    """Hex SHA-256 of a state dict's names, dtypes, shapes and values, in order."""
-    h = hashlib.sha256()
-    for name, t in state.items():
-        h.update(f"{name}:{t.dtype}:{list(t.shape)};".encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def shipped_weights() -> Path:
-    """The path of the shipped weights."""
-    return Path(str(resources.files("lipreg.train.metrics") / WEIGHTS))
+def accuracy(net: nn.Module, images: Tensor, labels: Tensor) -> float:
+    """Share of ``images`` ``[N, 1, H, W]`` that ``net`` classifies as ``labels`` (after
+    :func:`to_8x8`)."""
+    return classifier_accuracy(net, to_8x8, images, labels)
 
 
 def load_classifier(path: Path | None = None, sha: str | None = WEIGHTS_SHA256) -> DigitsNet:
@@ -137,47 +134,30 @@ def load_classifier(path: Path | None = None, sha: str | None = WEIGHTS_SHA256) 
     with ``RuntimeError`` unless their :func:`weights_sha256` is ``sha`` (``None`` skips the
     check)."""
     path = shipped_weights() if path is None else path
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    found = weights_sha256(state)
-    if sha is not None and found != sha:
-        raise RuntimeError(
-            f"the digits classifier weights {path} are damaged or not the shipped ones (SHA-256 "
-            f"{found}, expected {sha}); reinstall lipreg, or retrain them with "
-            "python -m lipreg.train.metrics.digits_net"
-        )
-    net = DigitsNet()
-    net.load_state_dict(state)
-    return net.eval()
+    net = load_weights(DigitsNet(), path, sha, "digits classifier", _MODULE)
+    assert isinstance(net, DigitsNet)
+    return net
+
+
+def shipped_weights() -> Path:
+    """The path of the shipped weights."""
+    return shipped_file(WEIGHTS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Retrain the classifier into ``OUT`` and compare it with the shipped weights."""
-    parser = argparse.ArgumentParser(
-        prog="python -m lipreg.train.metrics.digits_net", description=__doc__
-    )
+    parser = argparse.ArgumentParser(prog=f"python -m {_MODULE}", description=__doc__)
     parser.add_argument("out", type=Path, help="where to write the retrained weights (.pt)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    net = train_classifier()
-    torch.save(net.state_dict(), args.out)
     test_images, test_labels = digits("test")
-    print(f"wrote {args.out}: weights SHA-256 {weights_sha256(net.state_dict())}")
-    print(f"held-out accuracy {accuracy(net, test_images, test_labels):.4f}")
-    shipped = shipped_weights()
-    if shipped.is_file():
-        ref = load_classifier(shipped, sha=None)
-        diff = max(
-            float((a - b).abs().max())
-            for a, b in zip(net.state_dict().values(), ref.state_dict().values(), strict=True)
-        )
-        same = weights_sha256(ref.state_dict()) == weights_sha256(net.state_dict())
-        print(
-            f"shipped {shipped}: weights SHA-256 {weights_sha256(ref.state_dict())} "
-            f"({'identical' if same else 'different'}),"
-            f" largest weight difference {diff:.3g}, held-out accuracy "
-            f"{accuracy(ref, test_images, test_labels):.4f}"
-        )
+    retrain(
+        args.out,
+        train_classifier,
+        lambda net: accuracy(net, test_images, test_labels),
+        lambda: load_classifier(sha=None),
+        WEIGHTS,
+        "held-out",
+    )
     return 0
 
 
