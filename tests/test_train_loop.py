@@ -76,6 +76,8 @@ def test_image_run_writes_sample_grids_and_swd(tmp_path: Path, model: str) -> No
     assert (out / "samples" / "step_000002.png").is_file()
     swd = [r["metric/swd"] for r in read_scalars(out) if "metric/swd" in r]
     assert len(swd) == 2 and all(math.isfinite(v) and v > 0 for v in swd)
+    spectral = [r for r in read_scalars(out) if "metric/spectral_hf_excess" in r]
+    assert len(spectral) == 2 and all(r["metric/spectral_distance"] > 0 for r in spectral)
     rows = training_rows(out)
     assert set(rows) == {1, 2}
     assert all(math.isfinite(v) for r in rows.values() for v in r.values())
