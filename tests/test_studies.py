@@ -497,10 +497,11 @@ def test_the_tuned_grid_covers_the_schedules_and_every_one_is_a_valid_run() -> N
     catalogue = tuned_race.catalogue(quick=False, chosen=None)
     assert set(catalogue) == set(tuned_race.MAIN) | set(method_race.DERIVATIVE_FREE)
     for method, overrides in catalogue.items():
-        schedules = tuned_race.grid(overrides)
+        schedules = tuned_race.grid(overrides, rates=(1.0, 2.0))
         penalised = overrides.get("penalty", "gp") != "none"
         # lazy {1, 4, 8, 16} and a quarter of the batch at every step, x 3 x 2
         assert len(schedules) == (30 if penalised else 6), method
+        assert tuned_race.grid(overrides) == [s for s in schedules if s.lr_scale == 1.0]
         assert len(set(schedules)) == len(schedules)
         assert {s.n_critic for s in schedules} == {1, 2, 5}
         assert {s.lr_scale for s in schedules} == {1.0, 2.0}
