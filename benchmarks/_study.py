@@ -10,10 +10,9 @@ other with two threads each); ``--jobs 1`` runs them one after the other in this
 
 The clock of a run counts its training iterations only: building the trainer (including
 the estimate of lam and gamma from the data) and every evaluation are outside it. On digits
-an evaluation is the digits quality metric alone (lipreg.train.metrics.digits) of
-``eval_samples`` samples from the weight average: the trainer's own evaluation would add the
-sliced Wasserstein distance, which takes about a minute per evaluation on one core and is
-not what these studies compare.
+an evaluation is the digits quality metric and the spectral metric
+(lipreg.train.metrics.digits and .spectral, the evaluator's ``scores``) of ``eval_samples``
+samples from the weight average, without writing sample grids.
 
 **Fair clock.** A study that gives every setting the same time plans each setting's steps
 from :func:`probe_all`: every setting is timed in the same worker processes, as many at a
@@ -76,16 +75,15 @@ class Job:
 
 
 def evaluate(trainer: Any, evaluator: Any) -> dict[str, float]:
-    """The metrics of ``trainer``'s sampler now: the classifier metric alone on digits and
-    Fashion-MNIST (a generator whose samples are not finite scores FID ``inf`` and 0
-    classes), the trainer's whole evaluation on other data."""
-    if evaluator.quality is None:
-        return dict(evaluator.evaluate(trainer.step, trainer.sampler))
+    """The quick quality metrics of ``trainer``'s sampler now
+    (:meth:`~lipreg.train.evaluate.Evaluator.scores`: the classifier metric of the studies'
+    data sets, digits and Fashion-MNIST, and the spectral metric); a generator whose samples
+    are not finite scores FID ``inf`` and 0 classes."""
     fake = evaluator.generate(trainer.sampler)
     if not bool(torch.isfinite(fake).all()):
         prefix = evaluator.quality.scores_type.PREFIX  # metric/digits_, metric/fashion_
         return {prefix + "fid": math.inf, prefix + "classes": 0.0}
-    return dict(evaluator.quality(fake).scalars())
+    return dict(evaluator.scores(fake))
 
 
 def train(job: Job) -> Run:

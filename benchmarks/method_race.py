@@ -108,11 +108,10 @@ METHODS: dict[str, tuple[dict[str, Any], str]] = {
 }
 """Every method's changes to the preset and where its constants come from (not tuned here)."""
 
-# ---- entry point: the derivative-free penalties (issue 19) --------------------------------
-# Each is the exact method's configuration with the penalty's trainer name swapped, so that
-# the two differ in the derivative alone (same loss, same gamma). The names are those the
-# trainer is to give them; a study takes a method once lipreg.train.penalties.PENALTIES has
-# its penalty (available()), and its own settings (e.g. sigma) are added here.
+# The derivative-free penalties (issue 19): each is the exact method's configuration with the
+# penalty swapped, so that the two differ in the derivative alone (same loss, same gamma);
+# sigma is the library's default (lipreg.derivative_free.DEFAULT_SIGMA, measured on this
+# preset's critic).
 DERIVATIVE_FREE: dict[str, tuple[str, dict[str, Any]]] = {
     "approx R1": ("R1", {**METHODS["R1"][0], "penalty": "approx-r1"}),
     "approx R2": ("R2", {**METHODS["R2"][0], "penalty": "approx-r2"}),
@@ -120,13 +119,6 @@ DERIVATIVE_FREE: dict[str, tuple[str, dict[str, Any]]] = {
 }
 """Every derivative-free method: the exact method it approximates and its changes to the
 preset."""
-
-
-def available(overrides: dict[str, Any]) -> bool:
-    """Whether the trainer has the penalty of a method's ``overrides``."""
-    from lipreg.train.penalties import PENALTIES
-
-    return overrides.get("penalty", "gp") in PENALTIES
 
 
 STEPS, SEEDS, JOBS, EVALS, FID_THRESHOLD = 500, 5, 2, 20, 100.0

@@ -383,3 +383,14 @@ def host_without_pkg_resources(
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.syspath_prepend(str(root))
     monkeypatch.setitem(sys.modules, "pkg_resources", None)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``x`` ``[N, 1, H, W]`` blurred by a Gaussian of standard deviation ``sigma`` pixels
+    (truncated at 3 sigma, edges replicated)."""
+    radius = math.ceil(3 * sigma)
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    g = torch.exp(-(t**2) / (2 * sigma**2))
+    g = g / g.sum()
+    kernel = (g[:, None] * g[None, :])[None, None]
+    return nn.functional.conv2d(nn.functional.pad(x, (radius,) * 4, mode="replicate"), kernel)

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from scipy import linalg
 
+from conftest import gaussian_blur
 from lipreg.train.data import load_dataset
 from lipreg.train.data.base import resize
 from lipreg.train.data.embedded import digits
@@ -35,15 +35,6 @@ def quality() -> DigitsQuality:
 @pytest.fixture(scope="module")
 def train_set() -> tuple[torch.Tensor, torch.Tensor]:
     return digits("train")
-
-
-def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = math.ceil(3 * sigma)
-    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    g = torch.exp(-(t**2) / (2 * sigma**2))
-    g = g / g.sum()
-    kernel = (g[:, None] * g[None, :])[None, None]
-    return F.conv2d(F.pad(x, (radius,) * 4, mode="replicate"), kernel)
 
 
 # --------------------------------------------------------------------------------------
@@ -179,7 +170,9 @@ def test_blur_ranks_monotonically(
     quality: DigitsQuality, train_set: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
     images = resize(train_set[0], 16)
-    fids = [quality(images).fid] + [quality(blur(images, s)).fid for s in (1.0, 1.5, 2.0, 3.0)]
+    fids = [quality(images).fid] + [
+        quality(gaussian_blur(images, s)).fid for s in (1.0, 1.5, 2.0, 3.0)
+    ]
     assert fids == sorted(fids) and fids[1] > 5 * fids[0]
 
 

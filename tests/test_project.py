@@ -114,7 +114,7 @@ def test_main_job_trains_and_writes_its_outputs(tmp_path: Path) -> None:
     assert 0 <= metrics[-1]["metric/digits_classes"] <= 10
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("lipreg train: step 2: digits FID "), last
-    assert "classes reached" in last
+    assert "classes reached" in last and "spectral distance" in last
     for name in ("checkpoint.pt", "samples/step_000002.png", "plots/losses.png"):
         assert (out / name).is_file(), name
 

@@ -275,6 +275,20 @@ def test_the_data_option_picks_the_preset_and_the_metric() -> None:
     assert _options.dataset_of({}) is DIGITS  # records from before --data
 
 
+def test_the_studies_train_on_the_published_schedule_whatever_the_preset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lipreg.train.presets import PRESETS
+
+    fast = {**PRESETS["bwgan-digits"], "n_critic": 2, "lazy_every": 8, "penalty_fraction": 0.5}
+    monkeypatch.setitem(PRESETS, "bwgan-digits", fast)
+    config = _options.base_config("digits")
+    assert (config.n_critic, config.lazy_every, config.penalty_fraction) == (5, 1, 1.0)
+    assert config.norm == fast["norm"]  # everything else is still the preset's
+    lazy = _options.base_config("digits", **method_race.METHODS["lazy GP /16"][0])
+    assert lazy.lazy_every == 16  # a setting's own schedule wins
+
+
 # ---- the reports -------------------------------------------------------------------------
 
 
@@ -494,19 +508,27 @@ def test_every_race_method_is_a_valid_run_of_the_preset() -> None:
 def test_the_tuned_grid_covers_the_schedules_and_every_one_is_a_valid_run() -> None:
     from lipreg.train.objectives import method_problems
 
-    extra = 6 if tuned_race.has_fraction() else 0  # a quarter of the batch: 3 x 2 more
-    for method, overrides in tuned_race.MAIN.items():
-        schedules = tuned_race.grid(overrides)
+    catalogue = tuned_race.catalogue(quick=False, chosen=None)
+    assert set(catalogue) == set(tuned_race.MAIN) | set(method_race.DERIVATIVE_FREE)
+    for method, overrides in catalogue.items():
+        schedules = tuned_race.grid(overrides, rates=(1.0, 2.0))
         penalised = overrides.get("penalty", "gp") != "none"
-        assert len(schedules) == (24 + extra if penalised else 6), method
+        # lazy {1, 4, 8, 16} and a quarter of the batch at every step, x 3 x 2
+        assert len(schedules) == (30 if penalised else 6), method
+        assert tuned_race.grid(overrides) == [s for s in schedules if s.lr_scale == 1.0]
         assert len(set(schedules)) == len(schedules)
         assert {s.n_critic for s in schedules} == {1, 2, 5}
         assert {s.lr_scale for s in schedules} == {1.0, 2.0}
         assert {s.lazy_every for s in schedules} == ({1, 4, 8, 16} if penalised else {1})
+        fractions = {
+            (s.lazy_every, s.penalty_fraction) for s in schedules if s.penalty_fraction < 1
+        }
+        assert fractions == ({(1, 0.25)} if penalised else set())
         for schedule in schedules:
             config = tuned_race.configure("digits", overrides, schedule)
             assert method_problems(config) == [], (method, schedule)
             assert config.lr == pytest.approx(2e-4 * schedule.lr_scale)
+            assert config.penalty_fraction == schedule.penalty_fraction
     assert tuned_race.PUBLISHED in tuned_race.grid(tuned_race.MAIN["WGAN-GP"])
     published = tuned_race.configure("digits", tuned_race.MAIN["WGAN-GP"], tuned_race.PUBLISHED)
     assert (published.n_critic, published.lazy_every, published.norm) == (5, 1, "l2")
@@ -634,24 +656,26 @@ def test_the_tuned_race_states_the_high_frequency_goal_when_measured() -> None:
 def test_the_derivative_free_race_pairs_each_penalty_with_its_exact_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Through the whole script in this process, with a stand-in for a derivative-free
-    penalty the trainer does not have yet (R2's penalty in R1's place)."""
-    stand_in = {**method_race.METHODS["R1"][0], "penalty": "r2"}
-    monkeypatch.setattr(method_race, "DERIVATIVE_FREE", {"stand-in R1": ("R1", stand_in)})
+    """Through the whole script in this process, with one of its pairs (approx R1 against
+    R1) to keep it short."""
+    assert set(dfree_race.pairs()) == {"approx R1", "approx R2", "approx R1+R2"}
+    one = {"approx R1": method_race.DERIVATIVE_FREE["approx R1"]}
+    monkeypatch.setattr(method_race, "DERIVATIVE_FREE", one)
     assert dfree_race.main(["--quick", "--out", str(tmp_path)]) == 0
     runs, meta = _records.load_runs(tmp_path / "dfree_race.json")
-    assert meta["pairs"] == {"stand-in R1": "R1"} and meta["budget"] == "steps"
+    assert meta["pairs"] == {"approx R1": "R1"} and meta["budget"] == "steps"
+    assert meta["methods"]["approx R1"]["penalty"] == "approx-r1"
     assert sorted({(r.name, r.seed) for r in runs}) == [
-        ("R1", 0), ("R1", 1), ("stand-in R1", 0), ("stand-in R1", 1)
+        ("R1", 0), ("R1", 1), ("approx R1", 0), ("approx R1", 1)
     ]  # fmt: skip
     text = (tmp_path / "dfree_race.md").read_text()
     groups = _stats.by_name(runs)
-    ratios = dfree_race.step_ratios(groups, "stand-in R1", "R1")
+    ratios = dfree_race.step_ratios(groups, "approx R1", "R1")
     assert len(ratios) == 2 and all(r > 0 for r in ratios)
-    d, half, _ = _stats.compare(groups, FID, [("stand-in R1", "R1")])["stand-in R1", "R1"]
+    d, half, _ = _stats.compare(groups, FID, [("approx R1", "R1")])["approx R1", "R1"]
     goal = "met" if d - half <= 0 else "not met"
     ratio = _stats.fmt(*_stats.mean_ci(ratios), 2)
-    assert f"| stand-in R1 - R1 | {ratio} | {_stats.fmt(d, half, 2)} | {goal} |" in text
+    assert f"| approx R1 - R1 | {ratio} | {_stats.fmt(d, half, 2)} | {goal} |" in text
     assert "## digits FID: derivative-free - exact, paired by seed (lower is better)" in text
     assert _records.generators_path(tmp_path / "dfree_race.json").exists()
 

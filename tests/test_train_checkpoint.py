@@ -76,6 +76,20 @@ def ctransform_config(out: Path, **overrides: object) -> TrainConfig:
     return image_config(out, penalty="none", loss="ctransform", lam=10.0, gamma=1.0, **overrides)
 
 
+def approx_config(out: Path, **overrides: object) -> TrainConfig:
+    """The image run with R3GAN's objective without double backward in W^{-3/2,2}, on half of
+    every other critic step's batch: the subsets and the perturbations are random draws."""
+    penalty = {"penalty": "approx-r1r2", "loss": "rpgan", "lam": 10.0, "gamma": 0.5}
+    schedule = {"sigma": 0.05, "penalty_fraction": 0.5, "lazy_every": 2}
+    return image_config(out, **penalty, **schedule, **overrides)
+
+
+def fd_fraction_config(out: Path, **overrides: object) -> TrainConfig:
+    """The image run with finite differences on a quarter of each batch and running lam and
+    gamma estimates (--critic-scale none), which see the subsets only."""
+    return image_config(out, penalty="fd", penalty_fraction=0.25, critic_scale="none", **overrides)
+
+
 @pytest.mark.parametrize(
     ("make", "signum"),
     [
@@ -86,6 +100,8 @@ def ctransform_config(out: Path, **overrides: object) -> TrainConfig:
         (sn_config, signal.SIGINT),
         (sn_fft_gp_config, signal.SIGTERM),
         (ctransform_config, signal.SIGINT),
+        (approx_config, signal.SIGTERM),
+        (fd_fraction_config, signal.SIGINT),
     ],
     ids=[
         "toy-SIGTERM",
@@ -95,6 +111,8 @@ def ctransform_config(out: Path, **overrides: object) -> TrainConfig:
         "sn-SIGINT",
         "sn-fft-gp-SIGTERM",
         "ctransform-SIGINT",
+        "approx-fraction-lazy-SIGTERM",
+        "fd-fraction-SIGINT",
     ],
 )
 def test_resume_continues_exactly(tmp_path: Path, make, signum: int) -> None:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ command line's one-line exit 2. The real files are never needed."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -167,11 +168,10 @@ class FakeFashion:
                 data = idx_bytes(array)
                 self.content[official.name] = data
                 packed = gzip.compress(data, mtime=0)
-                remote = Remote(
-                    url + official.remote.filename,
-                    official.remote.filename,
-                    "md5",
-                    hashlib.md5(packed).hexdigest(),
+                remote = dataclasses.replace(  # the official mirror variable kept
+                    official.remote,
+                    url=url + official.remote.filename,
+                    digest=hashlib.md5(packed).hexdigest(),
                 )
                 pair.append(IdxFile(remote, hashlib.sha256(data).hexdigest(), len(data)))
             files[split] = (pair[0], pair[1])
@@ -218,6 +218,7 @@ def test_official_record_matches_the_published_checksums() -> None:
         assert images.size == 16 + 28 * 28 * (labels.size - 8)  # header + N images
         for f in pair:
             assert f.remote.url == fm.FASHION_MNIST_URL + f.name + ".gz"
+            assert f.remote.folder_env == "LIPREG_FASHION_MNIST_URL" and f.remote.url_env is None
             assert len(f.sha256) == 64
 
 
@@ -382,6 +383,39 @@ def test_a_system_copy_is_not_downloaded_again(
     fake.write(tmp_path / "system", level=1)
     fetch_fashion_mnist(files=files)
     assert file_server.requests == [] and not (cache_dir() / "fashion-mnist").exists()
+
+
+@pytest.mark.parametrize("slash", ["", "/"])
+def test_a_mirror_folder_is_set_by_an_environment_variable(
+    fake: FakeFashion, file_server: FileServer, monkeypatch: pytest.MonkeyPatch, slash: str
+) -> None:
+    """``LIPREG_FASHION_MNIST_URL``: the four official files from a folder of a mirror (the
+    record's own URLs point to a closed port), each still checked against its MD5."""
+    names = [f.remote.filename for pair in fake.files.values() for f in pair]
+    for name in names:
+        file_server.remote(f"mirror/{name}", fake.gz(name.removesuffix(".gz")))
+    port = file_server.httpd.server_address[1]
+    with pytest.raises(DownloadError, match="set LIPREG_FASHION_MNIST_URL to the URL of a folder"):
+        fetch_fashion_mnist()  # the record's own address is unreachable
+    monkeypatch.setenv("LIPREG_FASHION_MNIST_URL", f"http://127.0.0.1:{port}/mirror{slash}")
+    assert len(load_dataset("fashion-mnist", download=True)) == 6
+    assert sorted(file_server.requests) == sorted(f"/mirror/{n}" for n in names)
+    # another file under an official name: refused by the published MD5
+    name = names[0]
+    file_server.remote(f"mirror/{name}", fake.gz(name.removesuffix(".gz"), level=1))
+    with pytest.raises(DownloadError, match="not the published"):
+        fetch_fashion_mnist(cache_dir() / "elsewhere")
+
+
+def test_a_mirror_folder_that_is_not_a_url_is_refused_naming_it(
+    fake: FakeFashion, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIPREG_FASHION_MNIST_URL", "mirror.example.org/fashion")
+    with pytest.raises(
+        ValueError, match=r"^LIPREG_FASHION_MNIST_URL='mirror\.example\.org/fashion' is not a URL"
+    ):
+        fetch_fashion_mnist(tmp_path / "root")
+    assert not (tmp_path / "root").exists()
 
 
 def test_a_wrong_md5_leaves_nothing(

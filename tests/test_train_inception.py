@@ -48,6 +48,13 @@ def saved(state: dict[str, torch.Tensor]) -> bytes:
 
 BODY = saved(fidelity_state())  # the stand-in's "published" weights file
 METRICS = {"metric/is", "metric/is_std", "metric/fid", "metric/kid", "metric/kid_std"}
+# the metrics of every image evaluation
+QUICK = {
+    "metric/swd",
+    "metric/spectral_distance",
+    "metric/spectral_hf_distance",
+    "metric/spectral_hf_excess",
+}
 
 
 @pytest.fixture
@@ -132,7 +139,7 @@ def test_every_evaluation_has_is_fid_kid_by_default(
     assert trainer.config.inception  # the default
     assert ev.weights == cache_dir() / NAME
     assert ev.note.startswith("IS/FID/KID with torch-fidelity's Inception weights")
-    assert set(ev.evaluate(0, trainer.sampler)) == METRICS | {"metric/swd"}
+    assert set(ev.evaluate(0, trainer.sampler)) == METRICS | QUICK
     assert torch.equal(fidelity["state"]["proj"], fidelity_state()["proj"])
     evaluator(tmp_path / "run")  # a second run: the cache, no download
     assert served.requests == [f"/{NAME}"]
@@ -143,12 +150,12 @@ def test_no_inception_and_offline_weights(
 ) -> None:
     trainer, ev = evaluator(tmp_path / "run", inception=False)
     assert ev.weights is None and ev.note == ""
-    assert set(ev.evaluate(0, trainer.sampler)) == {"metric/swd"}
+    assert set(ev.evaluate(0, trainer.sampler)) == QUICK
     assert "path" not in fidelity  # never built
     local = tmp_path / "local.pth"
     local.write_bytes(BODY)
     trainer, ev = evaluator(tmp_path / "run", inception_weights=str(local))
-    assert set(ev.evaluate(0, trainer.sampler)) == METRICS | {"metric/swd"}
+    assert set(ev.evaluate(0, trainer.sampler)) == METRICS | QUICK
     assert torch.equal(fidelity["state"]["proj"], fidelity_state()["proj"])
     assert served.requests == []  # nothing downloaded by either
 

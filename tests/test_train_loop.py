@@ -28,6 +28,7 @@ from lipreg.train.batches import Batches
 from lipreg.train.config import TrainConfig
 from lipreg.train.data import load_dataset
 from lipreg.train.loop import Trainer
+from lipreg.train.penalties import PENALTIES
 from lipreg.train.runner import Runner
 
 TRAINING_KEYS = {
@@ -75,6 +76,8 @@ def test_image_run_writes_sample_grids_and_swd(tmp_path: Path, model: str) -> No
     assert (out / "samples" / "step_000002.png").is_file()
     swd = [r["metric/swd"] for r in read_scalars(out) if "metric/swd" in r]
     assert len(swd) == 2 and all(math.isfinite(v) and v > 0 for v in swd)
+    spectral = [r for r in read_scalars(out) if "metric/spectral_hf_excess" in r]
+    assert len(spectral) == 2 and all(r["metric/spectral_distance"] > 0 for r in spectral)
     rows = training_rows(out)
     assert set(rows) == {1, 2}
     assert all(math.isfinite(v) for r in rows.values() for v in r.values())
@@ -290,19 +293,22 @@ def test_models_follow_the_config(tmp_path: Path) -> None:
         ("r1", "BanachR1", {"gamma": 10.0}),
         ("r2", "BanachR2", {"gamma": 10.0, "lazy_every": 2}),
         ("r1r2", "BanachR1R2", {"gamma": 10.0}),
+        ("approx-r1", "ApproxR1", {"gamma": 10.0}),
+        ("approx-r2", "ApproxR2", {"gamma": 10.0, "lazy_every": 2, "penalty_fraction": 0.5}),
+        ("approx-r1r2", "ApproxR1R2", {"gamma": 10.0, "sigma": 0.1}),
+        ("gp", "BanachGP", {"penalty_fraction": 0.25}),
     ],
 )
 def test_every_penalty_choice_trains(
     tmp_path: Path, penalty: str, kind: str, overrides: dict[str, object]
 ) -> None:
     trainer = Trainer(toy_config(tmp_path / "run", penalty=penalty, **overrides))
-    inner = getattr(trainer.penalty, "penalty", trainer.penalty)
-    assert type(inner).__name__ == kind
+    assert type(trainer.inner_penalty).__name__ == kind
     for _ in range(2):
         trainer.iteration()
     values = trainer.scalars()
     assert all(math.isfinite(v) for v in values.values()), values
-    if penalty in ("r1", "r2", "r1r2"):  # the non-saturating loss: its gap estimates no W1
+    if PENALTIES[penalty].zero_centred:  # the non-saturating loss: its gap estimates no W1
         assert trainer.config.loss == "ns" and "wasserstein" not in values
     else:
         assert trainer.config.loss == "wgan"

@@ -26,7 +26,7 @@ from lipreg.train.schedules import Schedule, cosine
 
 setup_module, teardown_module = one_thread, restore_threads
 
-ZERO_CENTRED = ("r1", "r2", "r1r2")
+ZERO_CENTRED = ("r1", "r2", "r1r2", "approx-r1", "approx-r2", "approx-r1r2")
 
 
 def r3gan_cosine(cur_nimg: float, base: float, final: float, total_nimg: float) -> float:

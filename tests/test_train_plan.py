@@ -85,16 +85,22 @@ def test_building_a_run_parses_no_spec_again(
 
 DEFAULTS = TrainConfig()
 
-# Whatever their values: gamma_final is unused by every Lipschitz penalty (gp by default).
+# Whatever their values: gamma_final is unused by every Lipschitz penalty (gp by default),
+# sigma by every penalty but the derivative-free ones.
+LIPSCHITZ = {"gamma_final", "sigma"}
+NOTHING = {"lam", "gamma", "gamma_final", "lazy_every", "penalty_fraction", "sigma"}
 UNUSED = [
-    ({}, {"gamma_final"}),
-    ({"penalty": "r1", "lam": 5.0}, {"lam"}),
-    ({"penalty": "r1r2", "lam": "auto", "gamma_final": 0.1}, {"lam"}),
-    ({"penalty": "none", "loss": "ns"}, {"lam", "gamma", "gamma_final", "lazy_every", "norm"}),
-    ({"penalty": "none", "loss": "ctransform"}, {"lam", "gamma", "gamma_final", "lazy_every"}),
-    ({"penalty": "dragan", "gamma_final": 0.1}, {"gamma_final"}),
-    ({"lr_decay": "none"}, {"lr_final", "gamma_final"}),
-    ({"ema": 0.0, "penalty": "r2"}, {"ema_half_life", "lam"}),
+    ({}, LIPSCHITZ),
+    ({"penalty": "r1", "lam": 5.0}, {"lam", "sigma"}),
+    ({"penalty": "r1r2", "lam": "auto", "gamma_final": 0.1}, {"lam", "sigma"}),
+    ({"penalty": "approx-r1", "lam": 5.0, "sigma": 0.1}, {"lam"}),
+    ({"penalty": "approx-r1r2", "gamma_final": 0.1, "penalty_fraction": 0.5}, {"lam"}),
+    ({"penalty": "fd", "penalty_fraction": 0.5}, LIPSCHITZ),
+    ({"penalty": "none", "loss": "ns"}, NOTHING | {"norm"}),
+    ({"penalty": "none", "loss": "ctransform"}, NOTHING),
+    ({"penalty": "dragan", "gamma_final": 0.1}, LIPSCHITZ),
+    ({"lr_decay": "none"}, {"lr_final"} | LIPSCHITZ),
+    ({"ema": 0.0, "penalty": "r2"}, {"ema_half_life", "lam", "sigma"}),
 ]
 
 

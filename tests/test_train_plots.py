@@ -274,6 +274,7 @@ def test_every_plot_labels_both_axes(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(Figure, "savefig", recording)
     log = tmp_path / "scalars.jsonl"
     keys = ("loss/critic", "dual_norm_mean", "lam", "metric/swd", "lr", "images_per_s")
+    keys += ("metric/spectral_hf_excess",)
     write_jsonl(log, [{"step": s, **dict.fromkeys(keys, 1.0 + s)} for s in range(3)])
     plot_scalars(log, tmp_path / "plots")
     real = torch.randn(20, 2)
@@ -290,3 +291,7 @@ def test_every_plot_labels_both_axes(tmp_path: Path, monkeypatch: pytest.MonkeyP
                 assert ax.get_xlabel(), ax.get_title()
             labelled += 1
     assert labelled >= len(keys) + 4  # the curves, two surfaces and their colour bars
+    # a signed metric shows the real data's level, 0 dB
+    (excess,) = [ax for f in figures for ax in f.axes if ax.get_title().endswith("hf_excess")]
+    assert "(dB" in excess.get_ylabel()
+    assert any(list(line.get_ydata()) == [0.0, 0.0] for line in excess.get_lines())

@@ -17,6 +17,7 @@ import typing
 from dataclasses import dataclass, fields
 from typing import Any
 
+from lipreg.derivative_free import DEFAULT_SIGMA
 from lipreg.losses import LOSSES
 from lipreg.norms import Norm, parse_norm
 from lipreg.train.constraints import ConstraintSpec, parse_constraint
@@ -46,6 +47,8 @@ class TrainConfig:
     gamma_final: float | None = None
     drift: float = 0.0
     lazy_every: int = 1
+    penalty_fraction: float = 1.0
+    sigma: float = DEFAULT_SIGMA
     critic_scale: str = "gamma"
     constraint: str = "none"
     # optimisation
@@ -134,8 +137,15 @@ def _spec(option: str, parse: typing.Callable[[str], _Spec], text: str) -> _Spec
 
 
 # Options added after checkpoints existed, with the value that older checkpoints ran with.
-# Before --loss, every run trained the Wasserstein loss; before --constraint, none was applied.
-SAVED_DEFAULTS: dict[str, Any] = {"critic_scale": "none", "loss": "wgan", "constraint": "none"}
+# Before --loss, every run trained the Wasserstein loss; before --constraint, none was applied;
+# before --penalty-fraction, the penalty saw the whole batch. (--sigma needs no entry: no
+# older run had a penalty that uses it, and the unused option is left at its default.)
+SAVED_DEFAULTS: dict[str, Any] = {
+    "critic_scale": "none",
+    "loss": "wgan",
+    "constraint": "none",
+    "penalty_fraction": 1.0,
+}
 
 # Options that may differ between a run and its resumption: they change what is written or
 # where it runs, not the sequence of updates (the device does on GPU; on CPU it is exact),
@@ -239,6 +249,13 @@ def _problems(c: TrainConfig) -> list[str]:
         )
     if not (math.isfinite(c.drift) and c.drift >= 0):
         out.append(f"--drift must be a number >= 0, got {c.drift}")
+    if not (0 < c.penalty_fraction <= 1):
+        out.append(
+            "--penalty-fraction must be a number in (0, 1], the share of each batch the "
+            f"penalty sees, got {c.penalty_fraction}"
+        )
+    if not (math.isfinite(c.sigma) and c.sigma > 0):
+        out.append(f"--sigma must be a number > 0, got {c.sigma}")
     for name, low_open in (("lam", False), ("gamma", True)):
         value = getattr(c, name)
         if value == "auto":

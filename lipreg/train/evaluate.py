@@ -15,6 +15,9 @@ matches an uninterrupted one whatever the evaluation schedule).
   (:mod:`lipreg.train.metrics.digits`: digits FID, classes reached, class KL, confidence);
 - Fashion-MNIST (``--data fashion-mnist``): likewise, the Fashion-MNIST quality metric
   against the test images (:mod:`lipreg.train.metrics.fashion`, at full resolution);
+- every image data set: the spectral metric (:mod:`lipreg.train.metrics.spectral`: the
+  radially averaged power spectrum against the held-out split's, or against the real subset
+  where the data set has none, at the training resolution);
 - at the end, PNG plots of every scalar in ``scalars.jsonl``.
 """
 
@@ -31,10 +34,11 @@ from lipreg._modes import eval_mode
 from lipreg.train import metrics, plots
 from lipreg.train.checkpoint import rng_state, set_rng_state
 from lipreg.train.config import TrainConfig
-from lipreg.train.data import TrainingData
+from lipreg.train.data import DATASETS, TrainingData, load_dataset
 from lipreg.train.metrics.classifier import ClassifierQuality, ClassifierScores
 from lipreg.train.metrics.digits import DigitsQuality
 from lipreg.train.metrics.fashion import FashionQuality
+from lipreg.train.metrics.spectral import SpectralQuality
 
 
 @contextmanager
@@ -74,6 +78,7 @@ class Evaluator:
         self.real = data.take(index)
         self.toy = data.is_toy
         self.quality = classifier_quality(data.name, c.data_root, device)
+        self.spectral = None if self.toy else SpectralQuality(self.reference_images(data))
         # Inception features describe natural colour images; digits and Fashion-MNIST have
         # their own metric.
         self.weights, self.note = (
@@ -82,6 +87,17 @@ class Evaluator:
             else metrics.prepare_inception(c.inception_weights, progress=c.progress)
         )
         self.last_grid: Path | None = None
+
+    def reference_images(self, data: TrainingData) -> Tensor:
+        """The real images the spectral metric compares with: ``data``'s held-out split
+        (:attr:`~lipreg.train.data.DatasetSpec.held_out`) resized as the run resizes its data,
+        else the real subset :attr:`real`."""
+        name = DATASETS[data.name].held_out
+        if name is None:
+            return self.real
+        c = self.config
+        held = load_dataset(name, root=c.data_root, image_size=c.image_size, seed=c.seed)
+        return held.take(torch.arange(len(held)))
 
     def generate(self, generator: nn.Module) -> Tensor:
         """Samples ``[eval_samples, ...]`` of ``generator`` (in eval mode) on the CPU from the
@@ -92,24 +108,33 @@ class Evaluator:
                 out.append(generator(z.to(self.device)).float().cpu())
         return torch.cat(out)
 
+    def scores(self, fake: Tensor) -> dict[str, float]:
+        """The quick quality metrics of samples ``fake`` (``metric/...`` scalars): the exact
+        W1 on toy data; the classifier metric (digits, Fashion-MNIST) and the spectral metric
+        on images that have one; the spectral metric alone on other images (without the
+        sliced Wasserstein distance and the Inception metrics, which :meth:`evaluate` adds)."""
+        if self.toy:
+            return {"metric/w1": metrics.wasserstein1(fake, self.real)}
+        assert self.spectral is not None  # every image data set has one
+        values = {} if self.quality is None else self.quality(fake).scalars()
+        return values | self.spectral(fake).scalars()
+
     def evaluate(self, step: int, generator: nn.Module) -> dict[str, float]:
         """Metrics of ``generator`` at ``step`` (as ``metric/...`` scalars); writes the image
         sample grid."""
         with preserved_rng():
             fake = self.generate(generator)
             if self.toy:
-                return {"metric/w1": metrics.wasserstein1(fake, self.real)}
+                return self.scores(fake)
             self.last_grid = plots.save_image_grid(
                 fake[:64],
                 self.out / "samples" / f"step_{step:06d}.png",
                 scale=max(1, GRID_SIDE // fake.shape[-1]),
             )
             c = self.config
-            # A classifier's metric reads more plainly than the SWD.
-            if self.quality is not None:
-                values = self.quality(fake).scalars()
-            else:
-                values = {"metric/swd": metrics.swd(self.real, fake, seed=c.seed).mean}
+            values = self.scores(fake)
+            if self.quality is None:  # a classifier's metric reads more plainly than the SWD
+                values = {"metric/swd": metrics.swd(self.real, fake, seed=c.seed).mean} | values
             if self.weights is not None:
                 values |= metrics.inception_metrics(
                     self.real, fake, self.weights, seed=c.seed, device=self.device
@@ -155,6 +180,8 @@ _DESCRIBED = (
     ("metric/fashion_classes", "classes reached", "{:.0f} of 10"),
     ("metric/fashion_kl", "class KL", "{:.3f}"),
     ("metric/fashion_confidence", "confidence", "{:.3f}"),
+    ("metric/spectral_distance", "spectral distance", "{:.1f} dB"),
+    ("metric/spectral_hf_excess", "high frequencies", "{:+.1f} dB"),
     ("metric/w1", "W1", "{:.4g}"),
     ("metric/swd", "SWD x1e3", "{:.1f}"),
     ("metric/is", "IS", "{:.2f}"),
@@ -179,5 +206,7 @@ def describe_metrics(metrics: dict[str, float]) -> str:
             text = f"{label} {form.format(metrics[key])}"
             if key in _REAL:
                 text += f" (lower is better; {_REAL[key]})"
+            elif key == "metric/spectral_hf_excess" and round(metrics[key], 1) != 0:
+                text += " (excess)" if metrics[key] > 0 else " (deficit)"
             parts.append(text)
     return ", ".join(parts) if parts else "no metrics"

@@ -45,7 +45,7 @@ from lipreg.train.distributed import Context, main_first, setup, teardown, wrap
 from lipreg.train.evaluate import Evaluator
 from lipreg.train.metrics.weights import check_run_weights
 from lipreg.train.models import build_models
-from lipreg.train.penalties import build_penalty, check_norm
+from lipreg.train.penalties import build_penalty, check_norm, layers
 from lipreg.train.plan import Plan
 from lipreg.train.resume import RunState, seed_everything
 
@@ -93,13 +93,6 @@ def ema_update(decay: Callable[[int], float]) -> AvgFn:
         torch._foreach_lerp_(list(averaged), list(current), 1.0 - decay(int(t)))
 
     return update
-
-
-def _inner(penalty: nn.Module) -> Any:
-    """The penalty itself, inside :class:`lipreg.Lazy`: it holds the lam/gamma estimates or
-    the weight gamma that a schedule sets."""
-    inner = getattr(penalty, "penalty", None)
-    return inner if isinstance(inner, nn.Module) else penalty
 
 
 def _advance(sched: LambdaLR) -> None:
@@ -200,6 +193,9 @@ class Trainer:
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.penalty = build_penalty(c, plan.norm, self.scaler_d, "func").to(self.device)
+        #: the penalty inside --lazy-every's and --penalty-fraction's wrappers: it holds the
+        #: lam/gamma estimates, the weight gamma that a schedule sets and the statistics
+        self.inner_penalty: Any = layers(self.penalty)[-1]
         self.batches = Batches(self.data, c.batch_size // world, c.seed, self.ctx.rank, world)
         self.step = 0
         seed_everything(c.seed, self.ctx.rank)
@@ -252,8 +248,8 @@ class Trainer:
             batches = (
                 self.data.take(part).to(self.device) for part in torch.split(index, c.batch_size)
             )
-            _inner(self.penalty).calibrate(batches)
-        return scale_by_gamma(self.d, self.penalty)
+            self.inner_penalty.calibrate(batches)
+        return scale_by_gamma(self.d, self.inner_penalty)
 
     def autocast(self) -> AbstractContextManager[Any]:
         """Mixed precision for forward passes (``--precision bf16|fp16``)."""
@@ -286,11 +282,17 @@ class Trainer:
                 gap = -d_loss.detach()  # W_hat = mean D(real) + mean D^c(fake)
             else:
                 d_real, d_fake = self.critic(real), self.critic(fake)
-                d_loss = self.loss.critic(d_real, d_fake) + self.penalty(self.critic, real, fake)
+                penalty = self.penalty(self.critic, real, fake, **self._scores(d_real, d_fake))
+                d_loss = self.loss.critic(d_real, d_fake) + penalty
                 gap = d_real.detach().mean() - d_fake.detach().mean()
             d_loss = d_loss + self.config.drift * d_real.float().square().mean()
         torch.autograd.backward(self.scaler_d.scale(d_loss))
         self.last = {"loss/critic": d_loss.detach(), "critic_gap": gap}
+
+    def _scores(self, d_real: Tensor, d_fake: Tensor) -> dict[str, Tensor]:
+        """The loss's scores as keyword arguments of a penalty that takes them (fd,
+        approx-*: no forward passes of their own at the samples), else none."""
+        return {"d_real": d_real, "d_fake": d_fake} if self.plan.penalty.takes_scores else {}
 
     def generator_step(self) -> None:
         """One generator update on the loss's generator side (``-E D(G(z))`` for WGAN), then
@@ -345,7 +347,7 @@ class Trainer:
                     group["betas"] = (group["betas"][0], beta2)
         gamma = self.schedule.gamma(self.step)
         if gamma is not None:  # a zero-centred penalty's weight (checked by the plan)
-            _inner(self.penalty).gamma = gamma
+            self.inner_penalty.gamma = gamma
 
     # ---- outputs ----------------------------------------------------------------------------
 
@@ -355,7 +357,7 @@ class Trainer:
         Wasserstein estimate and the learning rate."""
         # in the log's column order: the critic's scalars, the penalty's, the generator's
         values = {k: float(v) for k, v in self.last.items() if k != "loss/generator"}
-        stats = getattr(self.penalty, "stats", None)
+        stats = getattr(self.inner_penalty, "stats", None)
         if isinstance(stats, Stats):
             values |= stats.as_dict()
         if "loss/generator" in self.last:

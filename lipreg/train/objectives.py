@@ -4,7 +4,8 @@ the critic's gap estimates W1.
 
 ``--loss auto`` (the default) takes the Wasserstein loss with the Lipschitz penalties (gp,
 lp, dragan, fd) and with ``--penalty none`` under a ``--constraint``, and the non-saturating
-loss with the zero-centred penalties (r1, r2, r1r2) and with no regulariser at all.
+loss with the zero-centred penalties (r1, r2, r1r2 and their derivative-free approx-r1,
+approx-r2, approx-r1r2) and with no regulariser at all.
 
 :func:`method` checks a configuration's loss, penalty and constraint together, once, for
 :meth:`lipreg.train.plan.Plan.parse`; :func:`method_problems` lists the same problems for a
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 from lipreg.losses import LOSSES, GANLoss
 from lipreg.norms import Norm
+from lipreg.norms.base import not_hilbert
 from lipreg.train.config import TrainConfig
 from lipreg.train.constraints import ConstraintSpec
 from lipreg.train.ctransform import CTransformObjective
@@ -127,10 +129,16 @@ def _combination_problems(c: TrainConfig, norm: Norm, constraint: ConstraintSpec
             "whose Wasserstein loss E D(fake) - E D(real) then falls without limit; add "
             "--constraint clip or sn, a penalty, or use --loss ns, hinge, rpgan or ctransform"
         )
-    if PENALTIES[c.penalty].zero_centred and not isinstance(c.gamma, float):
+    kind = PENALTIES[c.penalty]
+    if kind.zero_centred and not isinstance(c.gamma, float):
         out.append(
             f"--penalty {c.penalty} takes a fixed --gamma, its weight (10 in StyleGAN2), "
             f"not {c.gamma!r}"
+        )
+    if kind.dual_gaussian and not norm.hilbert:
+        out.append(
+            f"--norm {c.norm}: {not_hilbert(norm, f'--penalty {c.penalty}')} (here: --norm l2, "
+            "sobolev:s=S or w2, or the exact --penalty r1, r2 or r1r2)"
         )
     return out
 

@@ -102,8 +102,10 @@ def build_parser(prog: str | None = None) -> Parser:
     data.add_argument(
         "--data-root",
         metavar="DIR",
-        help="directory of cifar10 (cifar-10-batches-py or its parent; default: the cache, "
-        "$LIPREG_CACHE, else $XDG_CACHE_HOME/lipreg or ~/.cache/lipreg) or folder data",
+        help="directory of cifar10 (cifar-10-batches-py or its parent), fashion-mnist (its four "
+        "IDX files, gzipped or not) or folder data (default: the cache, $LIPREG_CACHE, else "
+        "$XDG_CACHE_HOME/lipreg or ~/.cache/lipreg; for fashion-mnist then Debian's "
+        "/usr/share/datasets/fashion-mnist)",
     )
     data.add_argument(
         "--download",
@@ -111,15 +113,18 @@ def build_parser(prog: str | None = None) -> Parser:
         help="fetch cifar10 / cifar10-test when absent from the data root, or repair them when "
         "a batch file is missing or unreadable: the official cifar-10-python.tar.gz, checked "
         "against its published MD5 and unpacked into --data-root or the cache, where later "
-        "runs find it; a mirror is set by LIPREG_CIFAR10_URL (and LIPREG_CIFAR10_MD5), the "
-        "timeout by LIPREG_DOWNLOAD_TIMEOUT; without it nothing is downloaded (default: off)",
+        "runs find it; fashion-mnist / fashion-mnist-test likewise, as their four official .gz "
+        "files; mirrors are set by LIPREG_CIFAR10_URL (and LIPREG_CIFAR10_MD5) and "
+        "LIPREG_FASHION_MNIST_URL (a folder), the timeout by LIPREG_DOWNLOAD_TIMEOUT; without "
+        "it nothing is downloaded (default: off)",
     )
     data.add_argument(
         "--image-size",
         type=values.positive_int,
         metavar="N",
         help="side of the square training images (patch size for patches, a resize for the "
-        "others); generators need 4 * 2**k (default: the data's own, 32 for patches)",
+        "others); generators build sides b * 2**k with b in 4..7 (8, 10, 12, 14, 16, 20, 24, 28, "
+        "32, ...) (default: the data's own, 32 for patches)",
     )
     data.add_argument(
         "--data-size",
@@ -154,7 +159,8 @@ def build_parser(prog: str | None = None) -> Parser:
         help="the losses of critic and generator: "
         + "; ".join(f"{k}: {v.formula}" for k, v in LOSSES.items())
         + f"; ctransform: {CTRANSFORM_FORMULA}; auto: wgan with gp, lp, dragan and fd and with "
-        "--penalty none under a --constraint, ns with r1, r2, r1r2 and with no regulariser "
+        "--penalty none under a --constraint, ns with the zero-centred r1, r2, r1r2, approx-* "
+        "and with no regulariser "
         f"{_default('loss')}",
     )
     pen.add_argument(
@@ -187,20 +193,21 @@ def build_parser(prog: str | None = None) -> Parser:
         type=values.number(0, math.inf, open_low=False, open_high=True, auto=True),
         metavar="auto|X",
         help="penalty weight lam >= 0, or auto: lam = E||X||_B over real data (the paper's "
-        f"rule); not for r1/r2, which --gamma weights {_default('lam')}",
+        f"rule); not for r1, r2, r1r2, approx-*, which --gamma weights {_default('lam')}",
     )
     pen.add_argument(
         "--gamma",
         type=values.number(0, math.inf, open_low=True, open_high=True, auto=True),
         metavar="auto|X",
         help="Lipschitz constant gamma > 0, or auto: gamma = E||X||_B* over real data; with "
-        f"r1, r2 and r1r2 the penalty's weight (a number) {_default('gamma')}",
+        f"the zero-centred r1, r2, r1r2 and approx-* the penalty's weight (a number) "
+        f"{_default('gamma')}",
     )
     pen.add_argument(
         "--gamma-final",
         type=values.number(0, math.inf, open_low=False, open_high=True),
         metavar="X",
-        help="r1, r2, r1r2: the weight gamma goes from --gamma to X along a cosine over "
+        help="r1, r2, r1r2, approx-*: the weight gamma goes from --gamma to X along a cosine over "
         "--decay-steps, then stays at X (R3GAN's schedule) (default: constant)",
     )
     pen.add_argument(
@@ -217,7 +224,8 @@ def build_parser(prog: str | None = None) -> Parser:
         " the same objective, but f only needs slope 1, so --gamma auto trains as fast as "
         "--gamma 1; with --gamma auto, lam and gamma are estimated once from up to 10000 real "
         "samples before training); none: D = f, the paper's reference code. Penalties "
-        f"without a Lipschitz constant (r1, r2) are never scaled {_default('critic_scale')}",
+        "without a Lipschitz constant (r1, r2, r1r2, approx-*) are never scaled "
+        f"{_default('critic_scale')}",
     )
     pen.add_argument(
         "--constraint",
@@ -234,6 +242,23 @@ def build_parser(prog: str | None = None) -> Parser:
         metavar="K",
         help="lazy regularisation: apply the penalty on every K-th critic step only, times K "
         f"(StyleGAN2 uses 16 with r1) {_default('lazy_every')}",
+    )
+    pen.add_argument(
+        "--penalty-fraction",
+        type=values.number(0, 1, open_low=True, open_high=False),
+        metavar="F",
+        help="evaluate the penalty on a random share F of each batch, max(1, round(F B)) "
+        "samples drawn from the run's seeded random state (lipreg.Subsampled; at about F of "
+        "the penalty's cost, an unbiased estimate of the whole batch's); with --lazy-every, "
+        f"on the due steps only {_default('penalty_fraction')}",
+    )
+    pen.add_argument(
+        "--sigma",
+        type=values.number(0, math.inf, open_low=True, open_high=True),
+        metavar="X",
+        help="approx-r1, approx-r2, approx-r1r2: the root mean square of the perturbations' "
+        "entries in data units (bias grows like sigma^2, the gradient's noise as sigma falls; "
+        f"the default suits data in [-1, 1]) {_default('sigma')}",
     )
     opt = p.add_argument_group("optimisation")
     opt.add_argument(

@@ -307,7 +307,14 @@ Y_LABELS = {
     "images_per_s": "real images per second",
     "metric/w1": "W1 (exact, generated vs real)",
     "metric/swd": "SWD x 1e3",
+    "metric/spectral_distance": "spectral distance (dB)",
+    "metric/spectral_hf_distance": "high-frequency distance (dB)",
+    "metric/spectral_hf_excess": "high-frequency excess (dB; 0: as real)",
 }
+
+#: Horizontal reference lines of :func:`plot_scalars`: the value of real data for signed
+#: metrics, above which samples have too much and below which too little.
+REFERENCE_LINES = {"metric/spectral_hf_excess": 0.0}
 
 
 def read_scalars(path: str | Path) -> dict[str, tuple[list[float], list[float]]]:
@@ -391,6 +398,8 @@ def plot_scalars(path: str | Path, out_dir: str | Path, *, prefix: str = "") -> 
             ax.set_title(key, fontsize="medium")
             ax.set_xlabel("generator step")
             ax.set_ylabel(Y_LABELS.get(key, key))
+            if key in REFERENCE_LINES:
+                ax.axhline(REFERENCE_LINES[key], color="0.5", linewidth=0.8, linestyle="--")
             ax.grid(alpha=0.3)
         for ax in axes.flat[len(keys) :]:
             ax.set_axis_off()

@@ -88,9 +88,9 @@ PRESETS["r3gan-cifar10"] = {
 }
 
 # The README's main job: a Banach Wasserstein GAN on scikit-learn's digits, resized to 16x16
-# (the DCGAN pair needs sides 4 * 2**k), trained in a few minutes on a laptop CPU: the paper's
-# loss, penalty (W^{-3/2,2}, lam and gamma estimated from the data), optimiser and critic
-# steps, with the critic parametrised as D = gamma * f (--critic-scale gamma) so that
+# (the DCGAN pair builds sides b * 2**k with b in 4..7), trained in a few minutes on a laptop
+# CPU: the paper's loss, penalty (W^{-3/2,2}, lam and gamma estimated from the data), optimiser
+# and critic steps, with the critic parametrised as D = gamma * f (--critic-scale gamma) so that
 # gamma = E||X||_B* trains in so short a run; the digits quality metric at every evaluation.
 PRESETS["bwgan-digits"] = {
     "data": "digits",

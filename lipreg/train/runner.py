@@ -19,6 +19,7 @@ from torch import nn
 from lipreg.train.distributed import any_rank
 from lipreg.train.evaluate import Evaluator
 from lipreg.train.loop import Trainer
+from lipreg.train.penalties import layers
 from lipreg.train.scalars import ScalarLog
 from lipreg.train.signals import Interrupted, StopRequest
 
@@ -37,12 +38,15 @@ class Summary:
 
 
 def describe(penalty: nn.Module) -> str:
-    """``Name(options)`` on one line (with lam and gamma for calibrated penalties)."""
-    calibration = getattr(penalty, "calibration", None)
-    settings = "" if calibration is None else ", " + calibration.extra_repr()
-    inner = f"{type(penalty).__name__}({penalty.extra_repr()}{settings})"
-    wrapped = getattr(penalty, "penalty", None)
-    return f"{inner} of {describe(wrapped)}" if isinstance(wrapped, nn.Module) else inner
+    """``Name(options)`` on one line (with lam and gamma for calibrated penalties), with its
+    wrappers: ``Lazy(every=8) of Subsampled(fraction=0.25) of BanachGP(...)``."""
+
+    def one(layer: nn.Module) -> str:
+        calibration = getattr(layer, "calibration", None)
+        settings = "" if calibration is None else ", " + calibration.extra_repr()
+        return f"{type(layer).__name__}({layer.extra_repr()}{settings})"
+
+    return " of ".join(one(layer) for layer in layers(penalty))
 
 
 class Runner:

@@ -38,7 +38,7 @@ def unused_options(config: TrainConfig) -> dict[str, str]:
 
     if c.penalty == "none":
         nothing = "has no effect with --penalty none (nothing uses it)"
-        for name in ("lam", "gamma", "gamma_final", "lazy_every"):
+        for name in ("lam", "gamma", "gamma_final", "lazy_every", "penalty_fraction"):
             unused(name, nothing)
         if c.loss != "ctransform":  # the c-transform's cost is measured in the norm
             unused("norm", nothing)
@@ -52,7 +52,13 @@ def unused_options(config: TrainConfig) -> dict[str, str]:
         unused(
             "gamma_final",
             "has no effect: --gamma-final schedules the weight of a zero-centred penalty (r1, "
-            f"r2, r1r2); with --penalty {c.penalty} gamma is a Lipschitz constant",
+            f"r2, r1r2, approx-*); with --penalty {c.penalty} gamma is a Lipschitz constant",
+        )
+    if not kind.dual_gaussian:
+        unused(
+            "sigma",
+            "has no effect: --sigma is the size of the perturbations of the derivative-free "
+            f"penalties (approx-r1, approx-r2, approx-r1r2), and --penalty {c.penalty} draws none",
         )
     if c.lr_decay == "none":
         unused("lr_final", "has no effect: --lr-final is where --lr-decay linear or cosine ends")

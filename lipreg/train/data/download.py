@@ -10,7 +10,8 @@ error, on Ctrl-C (SIGINT) and on SIGTERM (:func:`removed_on_sigterm`); only a pr
 outright (SIGKILL, a power cut) leaves one behind.
 
 Settings, read when a download starts: a :class:`Remote`'s mirror variables
-(``url_env``, ``digest_env``, e.g. ``LIPREG_CIFAR10_URL`` and ``LIPREG_CIFAR10_MD5``) and
+(``url_env``, ``digest_env``, e.g. ``LIPREG_CIFAR10_URL`` and ``LIPREG_CIFAR10_MD5``;
+``folder_env`` for files published together, e.g. ``LIPREG_FASHION_MNIST_URL``) and
 ``LIPREG_DOWNLOAD_TIMEOUT`` (:func:`download_timeout`). Standard library only (``urllib``,
 ``hashlib``, ``tempfile``, ``signal``); the progress bar is tqdm's, shown on terminals.
 """
@@ -81,6 +82,9 @@ class Remote:
         digest_env: the environment variable that replaces ``digest`` when ``url_env`` is set
             too (a mirror that serves another file, trusted knowingly), or ``None`` when the
             file must always be the published one.
+        folder_env: the environment variable of a folder URL that replaces ``url`` by
+            ``$folder_env/filename`` (a mirror of several files published together, each
+            still with its published checksum), or ``None``.
     """
 
     url: str
@@ -89,6 +93,7 @@ class Remote:
     digest: str
     url_env: str | None = None
     digest_env: str | None = None
+    folder_env: str | None = None
 
     def __post_init__(self) -> None:
         size = _hash(self.algorithm).digest_size
@@ -99,33 +104,48 @@ class Remote:
             )
 
     def resolved(self) -> Remote:
-        """This file as the environment sets it: ``url`` from ``$url_env`` and ``digest``
-        from ``$digest_env`` when they are set (and not empty). Raises ``ValueError``
-        naming the variable when a value is not a URL (``https``, ``http``, ``ftp`` or
-        ``file``) or a checksum, or when ``$digest_env`` is set without ``$url_env``."""
+        """This file as the environment sets it: ``url`` from ``$url_env`` (or from
+        ``$folder_env`` and ``filename``) and ``digest`` from ``$digest_env`` when they are set
+        (and not empty). Raises ``ValueError`` naming the variable when a value is not a URL
+        (``https``, ``http``, ``ftp`` or ``file``) or a checksum, or when ``$digest_env`` is
+        set without ``$url_env``."""
         url = os.environ.get(self.url_env, "") if self.url_env else ""
+        folder = os.environ.get(self.folder_env, "") if self.folder_env else ""
         digest = os.environ.get(self.digest_env, "") if self.digest_env else ""
         if digest and not url:
             raise ValueError(
                 f"{self.digest_env} is set but {self.url_env} is not: a checksum describes the "
                 f"file of a mirror; set {self.url_env} to its URL too, or unset {self.digest_env}"
             )
+        if folder and not url:
+            _check_url(
+                f"{self.folder_env}={folder!r}",
+                f"a folder holding {self.filename}, e.g. https://mirror.example.org/data/ or "
+                "file:///data/",
+                folder,
+            )
+            return dataclasses.replace(self, url=folder.rstrip("/") + "/" + self.filename)
         if not url:
             return self
-        parsed = urllib.parse.urlparse(url)
-        if parsed.scheme not in _SCHEMES or not (parsed.netloc or parsed.scheme == "file"):
-            raise ValueError(
-                f"{self.url_env}={url!r} is not a URL: give the full address of a copy of "
-                f"{self.filename}, e.g. https://mirror.example.org/{self.filename} or "
-                f"file:///data/{self.filename}"
-            )
+        _check_url(
+            f"{self.url_env}={url!r}",
+            f"a copy of {self.filename}, e.g. https://mirror.example.org/{self.filename} or "
+            f"file:///data/{self.filename}",
+            url,
+        )
         try:
             return dataclasses.replace(self, url=url, digest=digest.lower() or self.digest)
         except ValueError as err:
             raise ValueError(f"{self.digest_env}={digest!r}: {err}") from None
 
     def mirror_hint(self) -> str:
-        """One sentence on fetching the file from elsewhere (empty without ``url_env``)."""
+        """One sentence on fetching the file from elsewhere (empty without a mirror
+        variable)."""
+        if self.folder_env and not self.url_env:
+            return (
+                f" To fetch it from elsewhere, set {self.folder_env} to the URL of a folder "
+                f"holding a copy of {self.filename}."
+            )
         if not self.url_env:
             return ""
         other = (
@@ -134,6 +154,14 @@ class Remote:
             else ""
         )
         return f" To fetch it from elsewhere, set {self.url_env} to the URL of a copy{other}."
+
+
+def _check_url(setting: str, expected: str, url: str) -> None:
+    """Raise ``ValueError`` naming ``setting`` (``VARIABLE='value'``) unless ``url`` is the
+    full address of ``expected``."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in _SCHEMES or not (parsed.netloc or parsed.scheme == "file"):
+        raise ValueError(f"{setting} is not a URL: give the full address of {expected}")
 
 
 class DownloadError(OSError):

@@ -8,7 +8,8 @@ their origin, their decompressed content must have the SHA-256 recorded here: De
 recompressed the official ``.gz`` files (so their MD5s differ from the published ones) but
 kept their content, which is accepted, while a damaged or foreign copy is refused. Downloads
 fetch the official ``.gz`` files, each checked against its published MD5 and renamed into
-place only then (:func:`~lipreg.train.data.download.fetch_file`).
+place only then (:func:`~lipreg.train.data.download.fetch_file`), from
+:data:`FASHION_MNIST_URL` or the folder URL of ``$LIPREG_FASHION_MNIST_URL`` (a mirror).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from lipreg.train.data.idx import IdxError, parse_idx, read_idx_bytes
 
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 """Where Fashion-MNIST's README links its four ``.gz`` files."""
+
+MIRROR_ENV = "LIPREG_FASHION_MNIST_URL"
+"""The environment variable of a folder URL serving the four official ``.gz`` files instead
+(each must still have its published MD5)."""
 
 FASHION_MNIST_FOLDER = "fashion-mnist"
 """The folder of the cache (and of a data root) that downloads go to."""
@@ -72,7 +77,10 @@ class IdxFile:
 
 
 def _official(name: str, md5: str, sha256: str, size: int) -> IdxFile:
-    return IdxFile(Remote(f"{FASHION_MNIST_URL}{name}.gz", f"{name}.gz", "md5", md5), sha256, size)
+    remote = Remote(
+        f"{FASHION_MNIST_URL}{name}.gz", f"{name}.gz", "md5", md5, folder_env=MIRROR_ENV
+    )
+    return IdxFile(remote, sha256, size)
 
 
 FASHION_MNIST_FILES: dict[str, tuple[IdxFile, IdxFile]] = {

@@ -29,6 +29,9 @@ class DatasetSpec:
         native_size: the image side without ``image_size`` (``None`` for toy data).
         downloadable: whether ``download=True`` can fetch the data; such sets read
             :func:`~lipreg.train.data.cache_dir` when ``root`` is not given.
+        held_out: the registry name of the data set's held-out split (the same ``root``),
+            which the trainer's quality metrics compare samples with; ``None`` where there is
+            none (the evaluation then compares with a subset of the training data).
     """
 
     description: str
@@ -37,6 +40,7 @@ class DatasetSpec:
     default_size: int | None
     native_size: int | None
     downloadable: bool = False
+    held_out: str | None = None
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -75,6 +79,7 @@ DATASETS: dict[str, DatasetSpec] = {
         needs_root=False,
         default_size=None,
         native_size=8,
+        held_out="digits-test",
     ),
     "digits-test": DatasetSpec(
         "the 599 held-out digits (every third of scikit-learn's 1797), with labels",
@@ -91,6 +96,7 @@ DATASETS: dict[str, DatasetSpec] = {
         default_size=None,
         native_size=32,
         downloadable=True,
+        held_out="cifar10-test",
     ),
     "cifar10-test": DatasetSpec(
         "CIFAR-10 test images (10000, 32x32 RGB, labels) from cifar-10-batches-py in the "
@@ -110,6 +116,7 @@ DATASETS: dict[str, DatasetSpec] = {
         default_size=None,
         native_size=28,
         downloadable=True,
+        held_out="fashion-mnist-test",
     ),
     "fashion-mnist-test": DatasetSpec(
         "Fashion-MNIST test images (10000, 28x28 grey level, labels), found as fashion-mnist "

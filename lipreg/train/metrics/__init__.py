@@ -24,6 +24,9 @@
 
 Everything returns Python floats, computed in float64 (the SWD in the images' dtype, float32
 at least, on their device).
+
+The digits quality metric (:mod:`lipreg.train.metrics.digits`) and the spectral metric
+(:mod:`lipreg.train.metrics.spectral`) have their own modules.
 """
 
 from lipreg.train.metrics.features import fid_from_features, frechet_distance, inception_score, kid

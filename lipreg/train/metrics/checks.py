@@ -41,3 +41,20 @@ def check_pair(x: object, y: object, names: tuple[str, str], same_n: bool) -> tu
 
 def float64(x: Tensor) -> np.ndarray[Any, np.dtype[np.float64]]:
     return x.detach().to("cpu", torch.float64).numpy()
+
+
+def check_images(x: object, name: str, min_side: int = 1) -> Tensor:
+    """``x`` as finite floating-point images ``[N, C, H, W]`` with ``H, W >= min_side``."""
+    x = check_batch(x, name)
+    if x.ndim != 4:
+        raise ValueError(
+            f"{name} must be images [N, C, H, W], got shape {list(x.shape)}"
+            + (f"; add the channel axis with {name}.unsqueeze(1)" if x.ndim == 3 else "")
+        )
+    if min(x.shape[-2:]) < min_side:
+        raise ValueError(
+            f"{name} must be at least {min_side}x{min_side} pixels, got {list(x.shape[-2:])}"
+        )
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x

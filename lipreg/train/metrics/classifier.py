@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from lipreg._validation import check_batch
 from lipreg.train.data.base import check_int, from_uint8
+from lipreg.train.metrics.checks import check_images
 from lipreg.train.metrics.features import fid_from_features
 
 
@@ -170,11 +171,7 @@ class ClassifierQuality(ABC, Generic[S]):
                 f"{name} must be grey-level images [N, 1, H, W] in [-1, 1], got shape "
                 f"{list(x.shape)}"
             )
-        m = self.min_side
-        if min(x.shape[-2:]) < m:
-            raise ValueError(f"{name} must be at least {m}x{m} pixels, got {list(x.shape[-2:])}")
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError(f"{name} contains NaN or infinite values")
+        check_images(x, name, self.min_side)
 
 
 def histogram(probs: Tensor, k: int) -> Tensor:
