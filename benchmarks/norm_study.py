@@ -33,6 +33,7 @@ prints the estimated duration only.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import _options
+import _samples
 import _stats
 import _study
 from _records import Run, machine
@@ -108,9 +110,19 @@ def report(runs: list[Run], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> list[Path]:
+SAMPLES = "norm_study_samples.png"
+"""The samples figure (:mod:`_samples`): WGAN-GP, then s from low to high, then two p."""
+
+
+def shown() -> list[str]:
+    """The settings of :data:`SAMPLES`."""
+    return [BASELINE, *(sobolev(s) for s in (-1.5, -1, 0, 1)), lebesgue(10), lebesgue(1.3)]
+
+
+def plot(runs: list[Run], meta: dict[str, Any], out: Path, saved: Path | None = None) -> list[Path]:
     """The metrics against s and against p, WGAN-GP as a band: the FID-like metric, the
-    classes reached and, when measured, the high-frequency excess; returns the files."""
+    classes reached and, when measured, the high-frequency excess; with the study ``saved``
+    (its kept generators), the samples of :func:`shown` side by side. Returns the files."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,6 +171,9 @@ def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> list[Path]:
         fig.savefig(path, dpi=120)
         plt.close(fig)
         files.append(path)
+    if saved is not None:
+        drawn = _samples.draw(saved, runs, data, shown(), out / SAMPLES)
+        files += [] if drawn is None else [drawn]
     return files
 
 
@@ -192,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             study=study,
         )
 
-    return _study.conclude(args, saved, train_study, report, plot)
+    return _study.conclude(args, saved, train_study, report, functools.partial(plot, saved=saved))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import _options  # noqa: E402
 import _records  # noqa: E402
+import _samples  # noqa: E402
 import _stats  # noqa: E402
 import _study  # noqa: E402
 import dfree_race  # noqa: E402
@@ -729,10 +730,15 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("script", "stem", "pictures", "runs"),
     [
-        ("norm_study.py", "norm_study", ["norm_study_lp.png", "norm_study_sobolev.png"], 13),
-        ("method_race.py", "method_race", ["method_race.png"], 13),
+        (
+            "norm_study.py",
+            "norm_study",
+            ["norm_study_lp.png", "norm_study_samples.png", "norm_study_sobolev.png"],
+            13,
+        ),
+        ("method_race.py", "method_race", ["method_race.png", "method_race_samples.png"], 13),
         ("gamma_parametrisation.py", "gamma_parametrisation", ["gamma_parametrisation.png"], 3),
-        ("tuned_race.py", "tuned_race", ["tuned_race.png"], 5),
+        ("tuned_race.py", "tuned_race", ["tuned_race.png", "tuned_race_samples.png"], 5),
     ],
 )
 def test_scripts_run_quick_keep_their_generators_and_redraw_from_their_json(
@@ -763,6 +769,24 @@ def test_scripts_run_quick_keep_their_generators_and_redraw_from_their_json(
     assert "estimated duration:" not in again.stdout  # nothing trained
     assert (tmp_path / f"{stem}.md").read_text() == table
     assert sorted(p.name for p in tmp_path.glob("*.png")) == pictures
+    if script == "norm_study.py":  # the samples figure: the kept generators' own samples
+        saved = tmp_path / f"{stem}.json"
+        runs_, _ = _records.load_runs(saved)
+        name, seed = norm_study.BASELINE, 0
+        fake, real = _samples.generated(kept[name, seed])
+        assert fake.shape == real.shape == (_samples.COUNT, 1, 16, 16)
+        assert torch.equal(fake, _samples.generated(kept[name, seed])[0])  # the fixed noise
+        from lipreg.train.data import load_dataset
+
+        digits = load_dataset("digits-test", image_size=16, seed=seed)
+        assert torch.equal(real, digits.take(torch.arange(_samples.COUNT)))
+        assert _samples.draw(saved, runs_, DIGITS, ["not run"], tmp_path / "x.png") is None
+        with pytest.raises(ValueError, match="lacks the generators of"):
+            _samples.draw(saved, [*runs_, Run("extra", 0, 1.0, [])], DIGITS, ["extra"],
+                          tmp_path / "x.png")  # fmt: skip
+        (tmp_path / f"{stem}_generators.pt").unlink()
+        assert _samples.draw(saved, runs_, DIGITS, [name], tmp_path / "x.png") is None
+        assert not (tmp_path / "x.png").exists()
     if script == "method_race.py":  # another threshold, from the same runs
         assert "| time to FID <= 100 |" in table
         run_script(script, "--redraw", "--out", str(tmp_path), "--fid-threshold", "900")
