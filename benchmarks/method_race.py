@@ -1,12 +1,12 @@
 """A race of lipreg's Lipschitz methods on the digits: quality against wall-clock time.
 
-Every method trains the README's main job (the preset bwgan-digits: scikit-learn's digits at
-16x16, the DCGAN pair, Adam, 5 critic steps per generator step, the drift term, the weight
-average, the digits quality metric) with its own regulariser, loss and constants as
-published (the table METHODS, with sources); nothing else differs. ``--data fashion-mnist``
-races on Fashion-MNIST (its preset and metric). The questions: which
-method gives the best quality per second, and does one reach WGAN-GP's final
-quality in at most half of WGAN-GP's wall time?
+Every method trains the main job on the papers' schedule (the preset bwgan-digits-paper:
+scikit-learn's digits at 16x16, the DCGAN pair, Adam, 5 critic steps per generator step, the
+drift term, the weight average, the digits quality metric) with its own regulariser, loss
+and constants as published (the table METHODS, with sources); nothing else differs. ``--data
+fashion-mnist`` races on Fashion-MNIST (its preset and metric). The questions: which method
+gives the best quality per second, and does one reach WGAN-GP's final quality in at most
+half of WGAN-GP's wall time?
 
 The budget ("--budget wall", the default) is a common wall-clock budget: WGAN-GP trains
 --steps generator steps, and every other method as many steps as fit in the same time,

@@ -2,13 +2,14 @@
 
 Banach Wasserstein GAN (Adler & Lunz 2018) sweeps the norm of the critic's penalty: W^{s,2}
 for s in [-2, 2] and L^p for p in (1, 10], and reports quality curves on CIFAR-10 and
-CelebA. This script runs the same sweep on the README's main job (the preset bwgan-digits:
-scikit-learn's digits at 16x16, the DCGAN pair, BanachGP with lam and gamma estimated from
-the data, the critic as D = gamma * f), each norm over the same seeds, steps and models,
-plus WGAN-GP (L^2, lam 10, gamma 1) as the baseline, and scores every run with the digits
-quality metric (digits FID, classes reached; docs/metrics.md) and, where the trainer measures
-it, the spectral metric (distance of the power spectra, high-frequency excess in dB).
-``--data fashion-mnist`` runs the same study on Fashion-MNIST (its preset and metric).
+CelebA. This script runs the same sweep on the main job on the papers' schedule (the preset
+bwgan-digits-paper: scikit-learn's digits at 16x16, the DCGAN pair, BanachGP with lam and
+gamma estimated from the data, the critic as D = gamma * f), each norm over the same seeds,
+steps and models, plus WGAN-GP (L^2, lam 10, gamma 1) as the baseline, and scores every run
+with the digits quality metric (digits FID, classes reached; docs/metrics.md) and, where the
+trainer measures it, the spectral metric (distance of the power spectra, high-frequency
+excess in dB). ``--data fashion-mnist`` runs the same study on Fashion-MNIST (its preset and
+metric).
 
 Every setting is the preset with its norm (and lam, gamma) changed; the study's own choices
 (steps, evaluations) come from ``_study.study_overrides``. Runs with the same seed share
