@@ -46,7 +46,10 @@ class DataSet:
 DATASETS = {
     "digits": DataSet(
         name="digits",
-        preset="bwgan-digits",
+        # The papers' schedule (5 critic steps, the penalty on every one), not the main job's
+        # tuned one: what a norm or a method buys is asked on the papers' schedule, and the
+        # records stay comparable when the main job's schedule changes.
+        preset="bwgan-digits-paper",
         fid=FID,
         classes=CLASSES,
         label="digits FID",
@@ -100,17 +103,9 @@ def study_overrides(
     }
 
 
-SCHEDULE = {"n_critic": 5, "lazy_every": 1, "penalty_fraction": 1.0}
-"""The published schedule every study trains on unless a setting says otherwise: 5 critic
-steps a generator step, the penalty on every one and on the whole batch (Gulrajani et al.
-2017; Adler & Lunz 2018). A preset may train faster (the tuned race's recipe); the studies'
-questions (what a norm or a method buys) stay those of the papers' schedule, and their
-records stay comparable across preset changes."""
-
-
 def base_config(dataset: str = "digits", **overrides: Any) -> TrainConfig:
-    """The preset of ``dataset`` (:data:`DATASETS`) on the published :data:`SCHEDULE`, with
-    ``overrides`` (the study's own choices), writing nothing but what the study reads."""
+    """The preset of ``dataset`` (:data:`DATASETS`) with ``overrides`` (the study's own
+    choices), writing nothing but what the study reads."""
     from lipreg.train.presets import PRESETS
 
     preset = DATASETS[dataset].preset
@@ -120,7 +115,7 @@ def base_config(dataset: str = "digits", **overrides: Any) -> TrainConfig:
             f"lipreg.train.presets.PRESETS does not have yet; known: {sorted(PRESETS)}"
         )
     quiet = {"tensorboard": False, "progress": False, "checkpoint_every": 0, "inception": False}
-    return TrainConfig.from_dict({**PRESETS[preset], **SCHEDULE, **quiet, **overrides})
+    return TrainConfig.from_dict({**PRESETS[preset], **quiet, **overrides})
 
 
 def planned(

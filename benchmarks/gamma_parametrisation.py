@@ -1,7 +1,7 @@
 """Why gamma = E||X||_B* trains slowly, measured: gamma = 1; gamma = auto with the network as
 the critic (D = f, the reference code's parametrisation); gamma = auto with D = gamma f
-(``--critic-scale gamma``); the same seeds, steps and models (the README's main job, the
-preset bwgan-digits).
+(``--critic-scale gamma``); the same seeds, steps and models (the main job on the papers'
+schedule, the preset bwgan-digits-paper).
 
 For each setting and seed it records the digits FID and classes reached at every evaluation,
 and at every logged step the critic's slope relative to its target,

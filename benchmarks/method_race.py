@@ -1,12 +1,12 @@
 """A race of lipreg's Lipschitz methods on the digits: quality against wall-clock time.
 
-Every method trains the README's main job (the preset bwgan-digits: scikit-learn's digits at
-16x16, the DCGAN pair, Adam, 5 critic steps per generator step, the drift term, the weight
-average, the digits quality metric) with its own regulariser, loss and constants as
-published (the table METHODS, with sources); nothing else differs. ``--data fashion-mnist``
-races on Fashion-MNIST (its preset and metric). The questions: which
-method gives the best quality per second, and does one reach WGAN-GP's final
-quality in at most half of WGAN-GP's wall time?
+Every method trains the main job on the papers' schedule (the preset bwgan-digits-paper:
+scikit-learn's digits at 16x16, the DCGAN pair, Adam, 5 critic steps per generator step, the
+drift term, the weight average, the digits quality metric) with its own regulariser, loss
+and constants as published (the table METHODS, with sources); nothing else differs. ``--data
+fashion-mnist`` races on Fashion-MNIST (its preset and metric). The questions: which method
+gives the best quality per second, and does one reach WGAN-GP's final quality in at most
+half of WGAN-GP's wall time?
 
 The budget ("--budget wall", the default) is a common wall-clock budget: WGAN-GP trains
 --steps generator steps, and every other method as many steps as fit in the same time,
@@ -44,6 +44,7 @@ estimated duration only.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import statistics
@@ -53,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import _options
+import _samples
 import _stats
 import _study
 from _records import Run, machine
@@ -285,11 +287,17 @@ def mathtext(name: str) -> str:
     return re.sub(r"(\w\^\{[^}]*\})", r"$\1$", name)
 
 
-def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> list[Path]:
+SAMPLES = "method_race_samples.png"
+"""The samples figure (:mod:`_samples`) of :data:`SHOWN`."""
+SHOWN = ("WGAN-GP", "BWGAN W^{-3/2,2}", "lazy GP /16", "R1", "R2", "SN (power)", "c-transform")
+
+
+def plot(runs: list[Run], meta: dict[str, Any], out: Path, saved: Path | None = None) -> list[Path]:
     """The FID-like metric against training seconds for every method: the mean over seeds
     at each evaluation (and the mean time of it), with a 95 % band; gradient penalties on
     the left, constraints and the c-transform on the right, WGAN-GP in both. With the
-    spectral metric, also :func:`plot_tradeoff`. Returns the files."""
+    spectral metric, also :func:`plot_tradeoff`; with the race ``saved`` (its kept
+    generators), the samples of :data:`SHOWN` side by side. Returns the files."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -338,7 +346,8 @@ def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> list[Path]:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     spectral = plot_tradeoff(groups, data.quality, BASELINE, out / "method_race_spectral.png")
-    return [path] if spectral is None else [path, spectral]
+    samples = None if saved is None else _samples.draw(saved, runs, data, SHOWN, out / SAMPLES)
+    return [f for f in (path, spectral, samples) if f is not None]
 
 
 Curve = list[tuple[float, float, float]]
@@ -477,7 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.redraw and args.fid_threshold is not None:
             meta["fid_threshold"] = args.fid_threshold
 
-    return _study.conclude(args, saved, train_study, report, plot, threshold)
+    figures = functools.partial(plot, saved=saved)
+    return _study.conclude(args, saved, train_study, report, figures, threshold)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,14 @@
 
 Banach Wasserstein GAN (Adler & Lunz 2018) sweeps the norm of the critic's penalty: W^{s,2}
 for s in [-2, 2] and L^p for p in (1, 10], and reports quality curves on CIFAR-10 and
-CelebA. This script runs the same sweep on the README's main job (the preset bwgan-digits:
-scikit-learn's digits at 16x16, the DCGAN pair, BanachGP with lam and gamma estimated from
-the data, the critic as D = gamma * f), each norm over the same seeds, steps and models,
-plus WGAN-GP (L^2, lam 10, gamma 1) as the baseline, and scores every run with the digits
-quality metric (digits FID, classes reached; docs/metrics.md) and, where the trainer measures
-it, the spectral metric (distance of the power spectra, high-frequency excess in dB).
-``--data fashion-mnist`` runs the same study on Fashion-MNIST (its preset and metric).
+CelebA. This script runs the same sweep on the main job on the papers' schedule (the preset
+bwgan-digits-paper: scikit-learn's digits at 16x16, the DCGAN pair, BanachGP with lam and
+gamma estimated from the data, the critic as D = gamma * f), each norm over the same seeds,
+steps and models, plus WGAN-GP (L^2, lam 10, gamma 1) as the baseline, and scores every run
+with the digits quality metric (digits FID, classes reached; docs/metrics.md) and, where the
+trainer measures it, the spectral metric (distance of the power spectra, high-frequency
+excess in dB). ``--data fashion-mnist`` runs the same study on Fashion-MNIST (its preset and
+metric).
 
 Every setting is the preset with its norm (and lam, gamma) changed; the study's own choices
 (steps, evaluations) come from ``_study.study_overrides``. Runs with the same seed share
@@ -33,6 +34,7 @@ prints the estimated duration only.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Sequence
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import _options
+import _samples
 import _stats
 import _study
 from _records import Run, machine
@@ -108,9 +111,19 @@ def report(runs: list[Run], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> list[Path]:
+SAMPLES = "norm_study_samples.png"
+"""The samples figure (:mod:`_samples`): WGAN-GP, then s from low to high, then two p."""
+
+
+def shown() -> list[str]:
+    """The settings of :data:`SAMPLES`."""
+    return [BASELINE, *(sobolev(s) for s in (-1.5, -1, 0, 1)), lebesgue(10), lebesgue(1.3)]
+
+
+def plot(runs: list[Run], meta: dict[str, Any], out: Path, saved: Path | None = None) -> list[Path]:
     """The metrics against s and against p, WGAN-GP as a band: the FID-like metric, the
-    classes reached and, when measured, the high-frequency excess; returns the files."""
+    classes reached and, when measured, the high-frequency excess; with the study ``saved``
+    (its kept generators), the samples of :func:`shown` side by side. Returns the files."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,6 +172,9 @@ def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> list[Path]:
         fig.savefig(path, dpi=120)
         plt.close(fig)
         files.append(path)
+    if saved is not None:
+        drawn = _samples.draw(saved, runs, data, shown(), out / SAMPLES)
+        files += [] if drawn is None else [drawn]
     return files
 
 
@@ -192,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             study=study,
         )
 
-    return _study.conclude(args, saved, train_study, report, plot)
+    return _study.conclude(args, saved, train_study, report, functools.partial(plot, saved=saved))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ finalists; controls) and, with the spectral metric, tuned_race_spectral.png.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import statistics
 import sys
@@ -59,6 +60,7 @@ from typing import Any
 
 import _options
 import _records
+import _samples
 import _stats
 import _study
 import method_race
@@ -423,10 +425,12 @@ def goals(
     return lines
 
 
-def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> list[Path]:
+def plot(runs: list[Run], meta: dict[str, Any], out: Path, saved: Path | None = None) -> list[Path]:
     """FID-like metric against training seconds, mean and 95 % band: the finalists (left)
     and the controls, WGAN-GP on their schedules (right), the published WGAN-GP in both;
-    with the spectral metric also the trade-off figure. Returns the files."""
+    with the spectral metric also the trade-off figure; with the race ``saved`` (its kept
+    generators), the samples of the published WGAN-GP and every finalist side by side
+    (``tuned_race_samples.png``). Returns the files."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -472,7 +476,11 @@ def plot(runs: list[Run], meta: dict[str, Any], out: Path) -> list[Path]:
     spectral = method_race.plot_tradeoff(
         groups, data.quality, published, out / "tuned_race_spectral.png"
     )
-    return [path] if spectral is None else [path, spectral]
+    samples = None
+    if saved is not None:
+        shown = [published, *(n for n in finalists if n != published)]
+        samples = _samples.draw(saved, runs, data, shown, out / "tuned_race_samples.png")
+    return [f for f in (path, spectral, samples) if f is not None]
 
 
 # ---- the script ---------------------------------------------------------------------------
@@ -605,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             methods=methods,
         )
 
-    return _study.conclude(args, saved, train_study, report, plot)
+    return _study.conclude(args, saved, train_study, report, functools.partial(plot, saved=saved))
 
 
 if __name__ == "__main__":

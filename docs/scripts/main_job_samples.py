@@ -1,10 +1,10 @@
 """docs/img/main_job_samples.png: the last sample grid of the README's main job.
 
-Runs the README's command, ``lipreg train --preset bwgan-digits`` (600 generator steps,
-about 3 minutes on 2 CPU cores), into a temporary folder and copies its final grid of 64
+Runs the README's command, ``lipreg train --preset bwgan-digits`` (4000 generator steps,
+about 2 minutes on 2 CPU cores), into a temporary folder and copies its final grid of 64
 samples; prints the run's closing lines (the digits FID and classes reached).
 
-    python docs/scripts/main_job_samples.py [--out docs/img] [--steps 600]
+    python docs/scripts/main_job_samples.py [--out docs/img] [--steps 4000]
 """
 
 from __future__ import annotations

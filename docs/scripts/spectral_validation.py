@@ -12,10 +12,11 @@ draws each family's spectra and log ratios.
 
 ``--runs DIR ...`` scores the final weight average of trained runs (their ``checkpoint.pt``)
 on the evaluator's 1,000 fixed noise vectors, prints their quick metrics and draws their
-spectra against the held-out digits, e.g. for the README's main job and WGAN-GP::
+spectra against the held-out digits, e.g. for the main job on the papers' schedule (the
+README's until December 2026) and WGAN-GP::
 
-    lipreg train --preset bwgan-digits --out runs/bwgan-digits
-    lipreg train --preset bwgan-digits --norm l2 --lam 10 --gamma 1 --out runs/wgan-gp
+    lipreg train --preset bwgan-digits-paper --out runs/bwgan-digits
+    lipreg train --preset bwgan-digits-paper --norm l2 --lam 10 --gamma 1 --out runs/wgan-gp
     python docs/scripts/spectral_validation.py --runs runs/bwgan-digits runs/wgan-gp
 
     python docs/scripts/spectral_validation.py [--out docs/img] [--runs DIR ...]
