@@ -8,16 +8,15 @@ by the study's run and by ``--redraw``.
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from _options import DataSet
 from _records import Run, generators_path, load_generators
+from _stats import HF_EXCESS
+from _study import restored
 from torch import Tensor
-
-from lipreg.train.config import TrainConfig
 
 COUNT, COLUMNS, PANELS_PER_ROW = 32, 8, 4
 """Samples per setting, samples per row of a panel, panels per row of the figure."""
@@ -27,24 +26,18 @@ def generated(kept: dict[str, Any], count: int = COUNT) -> tuple[Tensor, Tensor]
     """The first ``count`` samples ``[count, C, H, W]`` in ``[-1, 1]`` of a kept generator
     (``{"config", "state"}``) from its run's fixed evaluation noise, and as many held-out
     real images at the run's resolution (the spectral metric's reference)."""
-    from lipreg.train.loop import Trainer
-
-    with tempfile.TemporaryDirectory() as out:
-        config = TrainConfig.from_dict({**kept["config"], "out": out, "progress": False})
-        trainer = Trainer(config)
-        trainer.sampler.load_state_dict(kept["state"])
-        evaluator = trainer.evaluator(Path(out))
+    with restored(kept) as trainer:
+        evaluator = trainer.evaluator(Path(trainer.config.out))
         fake = evaluator.generate(trainer.sampler)[:count]
         real = evaluator.reference_images(trainer.data)[:count]
-        trainer.close()
     return fake, real
 
 
 def caption(run: Run, data: DataSet) -> str:
     """A panel's second line: the run's final FID-like metric and high-frequency excess."""
     parts = [f"{data.label} {run.final(data.fid):.1f}"]
-    if "metric/spectral_hf_excess" in run.evals[-1]:
-        parts.append(f"high freq. {run.final('metric/spectral_hf_excess'):+.1f} dB")
+    if HF_EXCESS.key in run.evals[-1]:
+        parts.append(f"high freq. {run.final(HF_EXCESS.key):+.1f} dB")
     return ", ".join(parts)
 
 

@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -384,11 +385,12 @@ def execute(
 # ---- re-scoring kept generators -----------------------------------------------------------
 
 
-def score(kept: dict[str, Any], dtype: torch.dtype | None = None) -> dict[str, float]:
-    """The current metrics of a kept generator (``{"config", "state"}``), evaluated as its
-    run evaluated it: the run's configuration, so the same fixed noise (seeded by the run's
-    seed), sample count and real reference. ``dtype`` rounds the state through that
-    precision first (to measure what keeping it so costs)."""
+@contextmanager
+def restored(kept: dict[str, Any], dtype: torch.dtype | None = None) -> Iterator[Any]:
+    """The trainer of a kept generator's run (``{"config", "state"}``) with that generator
+    loaded, in a temporary folder: its evaluator has the run's fixed noise (seeded by the
+    run's seed), sample count and real reference. ``dtype`` rounds the state through that
+    precision first."""
     from lipreg.train.loop import Trainer
 
     state = kept["state"]
@@ -398,9 +400,18 @@ def score(kept: dict[str, Any], dtype: torch.dtype | None = None) -> dict[str, f
         config = TrainConfig.from_dict({**kept["config"], "out": out, "progress": False})
         trainer = Trainer(config)
         trainer.sampler.load_state_dict(state)
-        scores = evaluate(trainer, trainer.evaluator(Path(out)))
-        trainer.close()
-    return scores
+        try:
+            yield trainer
+        finally:
+            trainer.close()
+
+
+def score(kept: dict[str, Any], dtype: torch.dtype | None = None) -> dict[str, float]:
+    """The current metrics of a kept generator (``{"config", "state"}``), evaluated as its
+    run evaluated it (:func:`restored`). ``dtype`` rounds the state through that precision
+    first (to measure what keeping it so costs)."""
+    with restored(kept, dtype) as trainer:
+        return evaluate(trainer, trainer.evaluator(Path(trainer.config.out)))
 
 
 def rescore(saved: Path, workers: int) -> tuple[list[Run], dict[str, Any]]:
