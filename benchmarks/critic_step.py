@@ -23,6 +23,7 @@ Groups (the first row of each is its reference):
 
     python benchmarks/critic_step.py                 # the full table (several minutes on CPU)
     python benchmarks/critic_step.py --rounds 3 --batch 16 --per-sample-batch 4   # quick look
+    python benchmarks/critic_step.py --groups main --rounds 12   # the main group alone
 """
 
 from __future__ import annotations
@@ -228,6 +229,14 @@ def main() -> None:
         "forward: far slower than the rest on CPU, about 80 GP steps in a smoke run)",
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--groups",
+        nargs="+",
+        choices=("main", "lazy", "per_sample"),
+        default=["main", "lazy", "per_sample"],
+        help="the groups to time (all; the lazy group's rounds are 16 steps per variant and "
+        "take the longest)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -300,7 +309,8 @@ def main() -> None:
             small_fake,
         ),
     ]
-    groups = [main_group, lazy_group, per_sample_group]
+    named = {"main": main_group, "lazy": lazy_group, "per_sample": per_sample_group}
+    groups = [named[g] for g in named if g in args.groups]
     run(groups, args.rounds, args.warmup)
     cpu = platform.processor() or platform.machine()
     print(
@@ -308,8 +318,9 @@ def main() -> None:
         f" ({cpu}, {torch.get_num_threads()} threads), {args.rounds} rounds\n"
     )
     print(report(groups))
-    print()
-    print(extra_costs(main_group))
+    if "main" in args.groups:
+        print()
+        print(extra_costs(main_group))
 
 
 if __name__ == "__main__":

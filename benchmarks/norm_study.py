@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,7 @@ def plot(runs: list[Run], meta: dict[str, Any], out: Path, saved: Path | None = 
             ax.set_xticks(list(xs), [f"{x:g}" for x in xs])
             ax.minorticks_off()
             ax.set_xlabel(xlabel)
-            ax.set_ylabel(f"{metric.label} ({metric.how()})")
+            ax.set_ylabel("\n".join(textwrap.wrap(f"{metric.label} ({metric.how()})", 32)))
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
         fig.suptitle(f"{data.heading}: the norm of the penalty, mean and 95 % interval")

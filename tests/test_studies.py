@@ -29,6 +29,7 @@ import _samples  # noqa: E402
 import _stats  # noqa: E402
 import _study  # noqa: E402
 import dfree_race  # noqa: E402
+import dfree_stability  # noqa: E402
 import gamma_parametrisation  # noqa: E402
 import method_race  # noqa: E402
 import norm_study  # noqa: E402
@@ -677,6 +678,38 @@ def test_the_derivative_free_race_pairs_each_penalty_with_its_exact_one(
     assert f"| approx R1 - R1 | {ratio} | {_stats.fmt(d, half, 2)} | {goal} |" in text
     assert "## digits FID: derivative-free - exact, paired by seed (lower is better)" in text
     assert _records.generators_path(tmp_path / "dfree_race.json").exists()
+
+
+def test_the_stability_watch_leaves_training_unchanged_and_reports_the_exact_value(
+    tmp_path: Path,
+) -> None:
+    """A watched run trains bit for bit as an unwatched one (the watch draws no random numbers
+    and touches no parameter gradient), logs the exact mean squared input gradient at the
+    step's fakes and reals, and the script's report lists every seed of both settings."""
+    _, overrides, _ = dfree_race.pairs()[dfree_stability.APPROX]
+    config = _options.base_config("digits", **_options.study_overrides(2, 2, True), **overrides)
+    plain = _study.train(_study.Job("approx R2", 0, config))
+    watched = _study.train(_study.Job("approx R2", 0, config, setup=dfree_stability.watch))
+    assert plain.generator is not None and watched.generator is not None
+    for key, value in plain.generator["state"].items():
+        assert torch.equal(value, watched.generator["state"][key]), key
+    row = watched.train[-1]
+    assert row[dfree_stability.AT_FAKE] > 0 and row[dfree_stability.AT_REAL] > 0
+    assert dfree_stability.AT_FAKE not in plain.train[-1]
+    assert dfree_stability.estimate_ratios(watched) == [
+        r["dual_squared_mean"] / r[dfree_stability.AT_FAKE] for r in watched.train
+    ]
+
+    assert dfree_stability.main(["--quick", "--out", str(tmp_path)]) == 0
+    runs, meta = _records.load_runs(tmp_path / "dfree_stability.json")
+    assert sorted((r.name, r.seed) for r in runs) == [
+        ("R2", 0), ("R2", 1), ("approx R2", 0), ("approx R2", 1)
+    ]  # fmt: skip
+    text = (tmp_path / "dfree_stability.md").read_text()
+    for run in runs:
+        cell = f"{run.final(FID):.1f}"
+        assert f"| {run.seed} |" in text and cell in text
+    assert all(dfree_stability.AT_FAKE in row for r in runs for row in r.train)
 
 
 def race_rows() -> dict[str, str]:
