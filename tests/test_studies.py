@@ -889,7 +889,8 @@ KEPT = [
     (norm_study, "norm", "norm_study", "studies.md"),
     (method_race, "race", "method_race", "studies.md"),
     (tuned_race, "tuned-race", "tuned_race", "studies.md"),
-    (dfree_race, "dfree", "dfree_race", None),  # its page (issue 19) lists its rows when kept
+    (dfree_race, "dfree", "dfree_race", "regularizers/without-double-backward.md"),
+    (dfree_stability, "dfree-stability", "dfree_stability", "regularizers/without-double-backward.md"),
 ]
 KEPT_RUNS = [(data, *kept) for data in _options.DATASETS for kept in KEPT]
 KEPT_IDS = [f"{data}-{kept[1]}" for data, *kept in KEPT_RUNS]
