@@ -109,7 +109,9 @@ def report(runs: list[Run], meta: dict[str, Any]) -> str:
     for name in (EXACT, APPROX):
         group = groups.get(name, [])
         away = [r.seed for r in group if runaway(r, fid)]
-        lines.append(f"- {name}: {len(away)} of {len(group)}" + (f" (seeds {away})" if away else ""))
+        lines.append(
+            f"- {name}: {len(away)} of {len(group)}" + (f" (seeds {away})" if away else "")
+        )
     for run in (r for r in runs if runaway(r, fid)):
         lines += [
             "",
@@ -154,9 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"R2 stability: 2 settings x {seeds} seeds; machine: {machine()}")
         timing = _study.QUICK_TIMING if args.quick else _study.Timing()
         probes = _study.probe_all(configs, jobs, timing)
-        work = [
-            dataclasses.replace(job, setup=watch) for job in _study.work(configs, seeds)
-        ]
+        work = [dataclasses.replace(job, setup=watch) for job in _study.work(configs, seeds)]
         return _study.execute(
             "dfree_stability.py",
             argv,

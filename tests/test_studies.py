@@ -39,6 +39,7 @@ from _records import Run  # noqa: E402
 from _study import CLASSES, FID  # noqa: E402
 
 DIGITS = _options.DATASETS["digits"]
+FASHION = _options.DATASETS["fashion-mnist"]
 
 from lipreg.train.config import TrainConfig  # noqa: E402
 
@@ -260,18 +261,15 @@ def test_a_saved_plan_gives_its_steps_and_timings(tmp_path: Path) -> None:
         _study.saved_plan(tmp_path / "y.json")
 
 
-def test_the_data_option_picks_the_preset_and_the_metric() -> None:
-    from lipreg.train.presets import PRESETS
-
+def test_the_data_option_picks_the_preset_and_the_metric(monkeypatch: pytest.MonkeyPatch) -> None:
     digits = _options.base_config("digits")
     assert digits.data == "digits" and DIGITS.fid == FID
-    fashion = _options.DATASETS["fashion-mnist"]
-    assert (fashion.fid, fashion.classes) == ("metric/fashion_fid", "metric/fashion_classes")
-    if fashion.preset in PRESETS:
-        assert _options.base_config("fashion-mnist").data.startswith("fashion")
-    else:
-        with pytest.raises(ValueError, match=r"--data fashion-mnist: .*bwgan-fashion"):
-            _options.base_config("fashion-mnist")
+    assert (FASHION.fid, FASHION.classes) == ("metric/fashion_fid", "metric/fashion_classes")
+    assert _options.base_config("fashion-mnist").data == "fashion-mnist"
+    missing = dataclasses.replace(FASHION, preset="bwgan-nowhere")
+    monkeypatch.setitem(_options.DATASETS, "fashion-mnist", missing)
+    with pytest.raises(ValueError, match=r"--data fashion-mnist: .*bwgan-nowhere"):
+        _options.base_config("fashion-mnist")
     args = _options.parse(_options.parser("", 1, 1, 1, 1, "norm"), ["--data", "fashion-mnist"])
     assert args.out == Path("runs/fashion-mnist/norm")
     assert _options.dataset_of({}) is DIGITS  # records from before --data
@@ -284,9 +282,20 @@ def test_the_studies_train_on_the_papers_schedule_and_the_main_job_differs_only_
     assert (config.n_critic, config.lazy_every, config.penalty_fraction) == (5, 1, 1.0)
     lazy = _options.base_config("digits", **method_race.METHODS["lazy GP /16"][0])
     assert lazy.lazy_every == 16  # a setting's own schedule wins
-    main, paper = PRESETS["bwgan-digits"], PRESETS[DIGITS.preset]
-    differ = {k for k in main.keys() | paper.keys() if main.get(k) != paper.get(k)}
-    assert differ == {"n_critic", "penalty_fraction", "steps", "eval_every"}
+    for main_job, data in (("bwgan-digits", DIGITS), ("bwgan-fashion", FASHION)):
+        main, paper = PRESETS[main_job], PRESETS[data.preset]
+        differ = {k for k in main.keys() | paper.keys() if main.get(k) != paper.get(k)}
+        assert differ == {"n_critic", "penalty_fraction", "steps", "eval_every"}, main_job
+    fashion = _options.base_config("fashion-mnist")
+    assert (fashion.data, fashion.image_size, fashion.n_critic) == ("fashion-mnist", None, 5)
+    # the studies on both data sets differ only in the data
+    digits = PRESETS[DIGITS.preset]
+    differ = {
+        k
+        for k in digits.keys() | PRESETS[FASHION.preset].keys()
+        if digits.get(k) != PRESETS[FASHION.preset].get(k)
+    }
+    assert differ == {"data", "image_size"}
 
 
 # ---- the reports -------------------------------------------------------------------------
@@ -702,6 +711,7 @@ def test_the_stability_watch_leaves_training_unchanged_and_reports_the_exact_val
 
     assert dfree_stability.main(["--quick", "--out", str(tmp_path)]) == 0
     runs, meta = _records.load_runs(tmp_path / "dfree_stability.json")
+    assert (meta["data"], meta["steps"], meta["seeds"]) == ("digits", 2, 2)
     assert sorted((r.name, r.seed) for r in runs) == [
         ("R2", 0), ("R2", 1), ("approx R2", 0), ("approx R2", 1)
     ]  # fmt: skip
@@ -890,7 +900,12 @@ KEPT = [
     (method_race, "race", "method_race", "studies.md"),
     (tuned_race, "tuned-race", "tuned_race", "studies.md"),
     (dfree_race, "dfree", "dfree_race", "regularizers/without-double-backward.md"),
-    (dfree_stability, "dfree-stability", "dfree_stability", "regularizers/without-double-backward.md"),
+    (
+        dfree_stability,
+        "dfree-stability",
+        "dfree_stability",
+        "regularizers/without-double-backward.md",
+    ),
 ]
 KEPT_RUNS = [(data, *kept) for data in _options.DATASETS for kept in KEPT]
 KEPT_IDS = [f"{data}-{kept[1]}" for data, *kept in KEPT_RUNS]
