@@ -442,13 +442,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a saved race's JSON: train the steps it planned (and report its timings) "
         "instead of timing the methods again",
     )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(METHODS),
+        metavar="NAME",
+        help=f"race only these methods of METHODS (all); {BASELINE}, whose time is the "
+        "budget, always runs. E.g. --methods R2 'lazy GP /16'",
+    )
     args = _options.parse(p, argv)
     saved: Path = args.out / "method_race.json"
+    chosen = {
+        name: value
+        for name, value in METHODS.items()
+        if args.methods is None or name in args.methods or name == BASELINE
+    }
 
     def train_study() -> _study.Study | None:
         steps, seeds, jobs = _options.size(args)
         print(
-            f"method race: {len(METHODS)} methods x {seeds} seeds, {jobs} job(s), budget "
+            f"method race: {len(chosen)} methods x {seeds} seeds, {jobs} job(s), budget "
             f"{args.budget} of WGAN-GP's {steps} steps"
         )
         print(f"machine: {machine()}")
@@ -458,12 +471,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             probe_configs = {
                 name: _options.base_config(args.data, **study, **o)
-                for name, (o, _) in METHODS.items()
+                for name, (o, _) in chosen.items()
             }
             timing = _study.QUICK_TIMING if args.quick else _study.Timing()
             probes = _study.probe_all(probe_configs, jobs, timing)
             plan = _study.plan_steps(steps, probes, BASELINE, args.budget)
-        overrides = {name: o for name, (o, _) in METHODS.items()}
+        overrides = {name: o for name, (o, _) in chosen.items()}
         configs = _options.planned(args.data, overrides, plan, args.evals, args.quick)
         return _study.execute(
             "method_race.py",
@@ -479,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seeds=seeds,
             budget=args.budget,
             fid_threshold=FID_THRESHOLD if args.fid_threshold is None else args.fid_threshold,
-            methods={n: {"overrides": o, "source": s} for n, (o, s) in METHODS.items()},
+            methods={n: {"overrides": o, "source": s} for n, (o, s) in chosen.items()},
         )
 
     def threshold(meta: dict[str, Any]) -> None:

@@ -841,6 +841,12 @@ def test_scripts_run_quick_keep_their_generators_and_redraw_from_their_json(
         again = json.loads((replay / f"{stem}.json").read_text())
         assert again["meta"]["plan"] == record["meta"]["plan"]
         assert [r["steps"] for r in again["runs"]] == [r["steps"] for r in record["runs"]]
+    if script == "method_race.py":  # a subset of the methods, always with the baseline
+        subset = tmp_path / "subset"
+        run_script(script, "--quick", "--out", str(subset), "--methods", "R2")
+        chosen = json.loads((subset / f"{stem}.json").read_text())
+        assert {r["name"] for r in chosen["runs"]} == {method_race.BASELINE, "R2"}
+        assert set(chosen["meta"]["methods"]) == {method_race.BASELINE, "R2"}
     if script == "gamma_parametrisation.py":  # the kept generators scored again
         (tmp_path / f"{stem}.json").write_text(json.dumps(strip_final_metrics(record)))
         run_script(script, "--rescore", "--out", str(tmp_path))
