@@ -137,8 +137,9 @@ PRESETS["bwgan-digits"] = {
 # metric's classifier and the spectral metric judge exactly the pixels the generator draws.
 # The papers' schedule first (what the studies on Fashion-MNIST start from), then the main
 # job's tuned schedule, sized by measurement: 8000 steps ran in 8 min 40 s on 2 CPU cores
-# (AMD EPYC) to Fashion-MNIST FID 98.5 with 7 classes and +0.6 dB high-frequency excess;
-# 4000 steps stopped at FID 146 with garments hard to tell apart (docs/trainer.md).
+# (AMD EPYC) to Fashion-MNIST FID 99.0 +- 7.3 over 3 seeds with 7 to 9 classes and 0.3 to
+# 1.4 dB high-frequency excess; 4000 steps stopped at FID 146 with garments hard to tell
+# apart (docs/trainer.md).
 PRESETS["bwgan-fashion-paper"] = {
     **PRESETS["bwgan-digits-paper"],
     "data": "fashion-mnist",
