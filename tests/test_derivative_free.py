@@ -132,8 +132,10 @@ def test_converges_to_the_exact_banach_r1_as_sigma_vanishes(
             assert abs(fine) < abs(coarse) / 100 * 3 + 1e-9, errors
     else:
         slopes = [error / sigma for error, sigma in zip(errors, sigmas, strict=True)]
-        # 1e-6: float64 rounding of the estimate at sigma 1e-4, divided by sigma
-        assert abs(slopes[2] - slopes[1]) < abs(slopes[1] - slopes[0]) * 0.3 + 1e-6, slopes
+        # error / sigma jitters by about 1e-5 of its value from one sigma to the next
+        # (measured: seed 83, s 0, size 5, where the sigma term alone is about 1e-5 of it)
+        floor = 1e-4 * abs(slopes[1])
+        assert abs(slopes[2] - slopes[1]) < abs(slopes[1] - slopes[0]) * 0.3 + floor, slopes
     assert abs(errors[-1]) < 1e-3
 
 
