@@ -29,6 +29,7 @@ import argparse
 import dataclasses
 import math
 import random
+import shlex
 import statistics
 import sys
 import tempfile
@@ -348,7 +349,7 @@ def record(
     """The ``meta`` of a study's JSON: the command, the machine, the measured times and
     ``details`` (data, steps, seeds, settings, ...)."""
     return {
-        "command": f"python benchmarks/{script} " + " ".join(argv),
+        "command": f"python benchmarks/{script} " + shlex.join(argv),
         "machine": machine(),
         "probes": {n: dataclasses.asdict(p) for n, p in probes.items()},
         **details,
