@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import random
 import shlex
@@ -465,20 +466,27 @@ def conclude(
     adjust: Callable[[dict[str, Any]], None] | None = None,
 ) -> int:
     """A study script's end: its runs (:func:`kept_or_trained`), the meta ``adjust``-ed (e.g.
-    by options of ``--redraw``), the ``report`` printed and written beside ``saved`` (as
-    ``.md``), the figures of ``plot`` in ``--figures`` (default: ``saved``'s folder)."""
+    by options of ``--redraw``; a changed meta is saved back to ``saved``, so that the record
+    always reports the tables written beside it), the ``report`` printed and written beside
+    ``saved`` (as ``.md``), the figures of ``plot`` in ``--figures`` (default: ``saved``'s
+    folder)."""
     done = kept_or_trained(args, saved, train_study)
     if done is None:
         return 0
     runs, meta = done
+    before = json.dumps(meta, sort_keys=True)
     if adjust is not None:
         adjust(meta)
+    changed = json.dumps(meta, sort_keys=True) != before
+    if changed:
+        save_runs(runs, saved, meta)
     text = report(runs, meta)
     table = saved.with_suffix(".md")
     table.write_text(text)
     files = [] if plot is None else plot(runs, meta, args.figures or saved.parent)
     print(text)
-    print("wrote " + ", ".join(str(f) for f in [saved, table, *files]))
+    record = [saved] if changed or not args.redraw else []
+    print("wrote " + ", ".join(str(f) for f in [*record, table, *files]))
     return 0
 
 

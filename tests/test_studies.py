@@ -831,8 +831,17 @@ def test_scripts_run_quick_keep_their_generators_and_redraw_from_their_json(
         assert not (tmp_path / "x.png").exists()
     if script == "method_race.py":  # another threshold, from the same runs
         assert "| time to FID <= 100 |" in table
-        run_script(script, "--redraw", "--out", str(tmp_path), "--fid-threshold", "900")
+        done = run_script(script, "--redraw", "--out", str(tmp_path), "--fid-threshold", "900")
         assert "| time to FID <= 900 |" in (tmp_path / f"{stem}.md").read_text()
+        # the record keeps the threshold its tables now show, and nothing else changes
+        again = json.loads((tmp_path / f"{stem}.json").read_text())
+        assert again["meta"] == {**record["meta"], "fid_threshold": 900.0}
+        assert again["runs"] == record["runs"]
+        assert f"wrote {tmp_path / stem}.json" in done.stdout
+        runs_, meta_ = _records.load_runs(tmp_path / f"{stem}.json")
+        assert method_race.report(runs_, meta_) == (tmp_path / f"{stem}.md").read_text()
+        done = run_script(script, "--redraw", "--out", str(tmp_path))  # nothing to save
+        assert f"{stem}.json" not in done.stdout.splitlines()[-1]
     if script in ("method_race.py", "tuned_race.py"):
         # a rerun from the saved plan trains the same steps without timing anything
         replay = tmp_path / "replay"
