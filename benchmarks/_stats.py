@@ -220,6 +220,23 @@ def verdict(diff: float, adjusted: float, better: str) -> str:
     return "yes, better" if good else "yes, worse"
 
 
+def judged(
+    groups: dict[str, list[Run]],
+    metric: Metric,
+    pairs: Sequence[tuple[str, str]],
+    value: Value | None = None,
+) -> dict[tuple[str, str], tuple[float, float, float, float, str]]:
+    """Per pair ``(setting, reference)``: :func:`compare`'s difference in ``metric`` (mean,
+    half-width, p-value), the p-value after Holm's correction across the pairs (one family)
+    and :func:`verdict` at 5 %."""
+    diffs = compare(groups, metric.key, pairs, value)
+    adjusted = holm([p for _, _, p in diffs.values()])
+    return {
+        pair: (diff, half, p, a, verdict(diff, a, metric.better))
+        for (pair, (diff, half, p)), a in zip(diffs.items(), adjusted, strict=True)
+    }
+
+
 def pairs_table(
     groups: dict[str, list[Run]],
     metric: Metric,
@@ -233,32 +250,27 @@ def pairs_table(
     Holm's correction across the pairs (one family per metric), and the list of the
     significant ones. Pairs with one reference show the setting alone; otherwise
     ``setting - reference``."""
-    diffs = compare(groups, metric.key, pairs, value)
-    adjusted = dict(zip(diffs, holm([p for _, _, p in diffs.values()]), strict=True))
+    judgements = judged(groups, metric, pairs, value)
     one = len({reference for _, reference in pairs}) <= 1
 
     def shown(pair: tuple[str, str]) -> str:
         return pair[0] if one else f"{pair[0]} - {pair[1]}"
 
-    verdicts = {
-        pair: verdict(d, adjusted[pair], metric.better) for pair, (d, _, _) in diffs.items()
-    }
     lines = [
         f"## {title} ({metric.how()})",
         "",
         f"| {label} | difference | p (paired t-test) | p (Holm) | significant at 5 % |",
         "| --- | ---: | ---: | ---: | --- |",
     ]
-    for pair, (diff, half, p) in diffs.items():
+    for pair, (diff, half, p, adjusted, said) in judgements.items():
         lines.append(
-            f"| {shown(pair)} | {fmt(diff, half, 2)} | {p:.3g} | {adjusted[pair]:.3g} "
-            f"| {verdicts[pair]} |"
+            f"| {shown(pair)} | {fmt(diff, half, 2)} | {p:.3g} | {adjusted:.3g} | {said} |"
         )
-    significant = [shown(pair) for pair, said in verdicts.items() if said != "no"]
+    significant = [shown(pair) for pair, (*_, said) in judgements.items() if said != "no"]
     return [
         *lines,
         "",
-        f"Significant after Holm's correction across the {len(diffs)} comparisons: "
+        f"Significant after Holm's correction across the {len(judgements)} comparisons: "
         + (", ".join(significant) if significant else "none")
         + ". (A p-value of nan: fewer than two pairs, or differences that do not vary.)",
     ]

@@ -16,7 +16,6 @@ with them). A setting a data set did not run shows "not run".
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,11 +36,10 @@ BASELINE = "WGAN-GP"
 def significance(groups: dict[str, list[Run]], metric: Metric) -> dict[str, str]:
     """Per setting (not the baseline): its difference to the baseline in ``metric``, with
     * when Holm's correction across the study's comparisons keeps it significant at 5 %."""
-    diffs = _stats.comparisons(groups, metric.key, BASELINE)
-    adjusted = _stats.holm([p for _, _, p in diffs.values()])
+    pairs = [(name, BASELINE) for name in groups if name != BASELINE]
     return {
-        name: _stats.fmt(diff, half, 2) + ("*" if not math.isnan(a) and a <= 0.05 else "")
-        for (name, (diff, half, _)), a in zip(diffs.items(), adjusted, strict=True)
+        name: _stats.fmt(diff, half, 2) + ("" if said == "no" else "*")
+        for (name, _), (diff, half, _, _, said) in _stats.judged(groups, metric, pairs).items()
     }
 
 
