@@ -60,6 +60,8 @@ import _study
 from _records import Run, machine
 from _stats import HF_EXCESS, Metric
 
+from lipreg.train.presets import TUNED_SCHEDULE
+
 BASELINE = "WGAN-GP"
 PLAIN = {"norm": "l2", "lam": 10.0, "gamma": 1.0}
 
@@ -108,15 +110,16 @@ METHODS: dict[str, tuple[dict[str, Any], str]] = {
         "Mallasto et al. 2019: the c-transform over the real batch, L^2 cost",
     ),
 }
+"""Every method's changes to the preset and where its constants come from (not tuned here)."""
+
 # The fastest recipe of the tuned race (docs/studies.md, "The tuned race"): R2 with its
 # published constants on the schedule that race selected for it. The one method here whose
 # schedule is not the papers': it shows what a user who takes that advice gets on new data.
 METHODS["R2 tuned"] = (
-    {**METHODS["R2"][0], "n_critic": 1, "penalty_fraction": 0.25},
+    {**METHODS["R2"][0], **TUNED_SCHEDULE},
     "the tuned race's fastest recipe: R2 as above, one critic step per generator step, "
     "the penalty on a seeded quarter of each batch",
 )
-"""Every method's changes to the preset and where its constants come from (not tuned here)."""
 
 # The derivative-free penalties (issue 19): each is the exact method's configuration with the
 # penalty swapped, so that the two differ in the derivative alone (same loss, same gamma);

@@ -124,10 +124,12 @@ PRESETS["bwgan-digits-paper"] = {
 # generator step with the penalty on a seeded quarter of each batch (lipreg.Subsampled), which
 # ended 12 digits FID better than the published WGAN-GP in its time and with 3 dB less
 # high-frequency excess; long enough for digits FID <= 15 in about 2 minutes on 2 CPU cores.
-_TUNED_SCHEDULE = {"n_critic": 1, "penalty_fraction": 0.25}
+TUNED_SCHEDULE = {"n_critic": 1, "penalty_fraction": 0.25}
+"""The tuned race's schedule (docs/studies.md): one critic step per generator step, the
+penalty on a seeded quarter of each batch; the main jobs' schedule."""
 PRESETS["bwgan-digits"] = {
     **PRESETS["bwgan-digits-paper"],
-    **_TUNED_SCHEDULE,
+    **TUNED_SCHEDULE,
     "steps": 4000,
     "eval_every": 500,
 }
@@ -147,7 +149,7 @@ PRESETS["bwgan-fashion-paper"] = {
 }
 PRESETS["bwgan-fashion"] = {
     **PRESETS["bwgan-fashion-paper"],
-    **_TUNED_SCHEDULE,
+    **TUNED_SCHEDULE,
     "steps": 8000,
     "eval_every": 1000,
 }
